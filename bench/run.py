@@ -1,0 +1,96 @@
+"""Benchmark: generate a scale preset into a temporary folder, run the pipeline over a day range, and print wall
+time and peak memory per stage (asset group) and rows per second.
+
+    python bench/run.py --scale small --days 3 [--keep DIR]
+
+Each (day, group) runs in its own process so that its peak memory (max RSS) is its own; the figures include
+the Python + Dagster baseline of a fresh process, printed separately. Speed targets are checked here, never in
+timed tests.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GROUPS = ["ingestion"]  # asset groups in graph order; later stages add theirs
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """Run one group for one day in this process and print its timings as JSON."""
+    import warnings
+
+    import dagster as dg
+
+    from crm_pipeline.cli import run_range
+    from crm_pipeline.settings import Settings
+
+    warnings.filterwarnings("ignore")
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    settings = Settings.from_env()
+    day = dt.date.fromisoformat(args.day)
+    t0 = time.perf_counter()
+    with dg.instance_for_test() as instance:  # the bench measures compute, not instance bookkeeping
+        rows = run_range(settings, day, day, select=f"group:{args.group}", instance=instance,
+                         echo=lambda *_: None)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"wall_s": wall, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024,
+                      "rows_in": sum(int(r["rows_in"]) for r in rows)}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="small", choices=["tiny", "small", "medium", "large"])
+    parser.add_argument("--days", type=int, default=3, help="days to run (the world is generated with these days)")
+    parser.add_argument("--start", default="2026-10-01")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", default=None, help="use (and keep) this folder instead of a temporary one")
+    parser.add_argument("--worker-day", dest="day", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-group", dest="group", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.day:
+        _worker(args)
+        return 0
+
+    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CRM_LANDING_ROOT": str(folder / "landing"), "CRM_WAREHOUSE_ROOT": str(folder / "warehouse"),
+           "CRM_DATABASE_URL": f"sqlite:///{folder / 'crm.sqlite'}", "CRM_START_DATE": args.start}
+    start = dt.date.fromisoformat(args.start)
+    print(f"benchmark: scale={args.scale} days={args.days} folder={folder}")
+
+    if not (folder / "ground_truth" / "manifest.json").exists():
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "crm_pipeline.cli", "generate", "--scale", args.scale,
+                        "--days", str(args.days), "--start", args.start, "--seed", str(args.seed)],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+        gen_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"generate: {time.perf_counter() - t0:.1f} s, peak {gen_peak:.0f} MB")
+
+    print(f"\n{'day':<12}{'group':<14}{'wall s':>9}{'peak MB':>10}{'base MB':>10}{'rows in':>12}{'rows/s':>12}")
+    totals: dict[str, list[float]] = {}
+    for i in range(args.days):
+        day = (start + dt.timedelta(days=i)).isoformat()
+        for group in GROUPS:
+            out = subprocess.run([sys.executable, __file__, "--worker-day", day, "--worker-group", group],
+                                 env=env, check=True, capture_output=True, text=True)
+            figures = json.loads(out.stdout.strip().splitlines()[-1])
+            rate = figures["rows_in"] / figures["wall_s"] if figures["wall_s"] else 0.0
+            totals.setdefault(group, []).append(figures["wall_s"])
+            print(f"{day:<12}{group:<14}{figures['wall_s']:>9.1f}{figures['peak_mb']:>10.0f}"
+                  f"{figures['baseline_mb']:>10.0f}{figures['rows_in']:>12,}{rate:>12,.0f}")
+    print()
+    for group, walls in totals.items():
+        print(f"{group}: mean {sum(walls) / len(walls):.1f} s/day, max {max(walls):.1f} s/day")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

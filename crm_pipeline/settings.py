@@ -1,0 +1,111 @@
+"""The pipeline's settings: one place, read from the environment.
+
+Nothing here runs at import time; `Settings.from_env()` is called by the Definitions builder and by the
+command line. Every variable is documented in the README ("Configuration").
+"""
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# A development-only key: outputs pseudonymised with it are NOT protected. Production sets CRM_PII_KEY.
+DEVELOPMENT_PII_KEY = "crm-pipeline-DEVELOPMENT-ONLY-pii-key-do-not-use-in-production"
+
+DEFAULT_START_DATE = dt.date(2026, 10, 1)
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip().lower() for v in value.split(",") if v.strip())
+
+
+def _local_or_url(value: str, base: Path) -> str:
+    """Absolute local path, or the URL unchanged (s3://..., memory://...)."""
+    if "://" in value:
+        return value.rstrip("/")
+    path = Path(value)
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _database_url(value: str | None, base: Path) -> str:
+    if not value:
+        return f"sqlite:///{(base / 'data' / 'crm.sqlite').resolve()}"
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline needs to know about its environment."""
+
+    landing_root: str
+    warehouse_root: str
+    database_url: str
+    timezone: str = "UTC"
+    pii_key: str = DEVELOPMENT_PII_KEY
+    start_date: dt.date = DEFAULT_START_DATE
+    reporting_currency: str = "USD"
+    # referrer hosts of the company's own site (-> channel direct) and blog (-> channel blog)
+    site_hosts: tuple[str, ...] = ("example-shop.com",)
+    blog_hosts: tuple[str, ...] = ("blog.example-shop.com",)
+    # region whose national phone numbers lack a country code (ISO 3166 alpha-2)
+    phone_region: str = "US"
+    # hour of day (reporting timezone) at which the daily schedule materialises yesterday
+    schedule_hour: int = 2
+    # quarantine share of a source's rows above which the ingestion check warns
+    quarantine_warn_rate: float = 0.05
+    # rows per chunk when streaming CRM tables
+    crm_chunk_size: int = 50_000
+    # extra fsspec storage options for s3:// roots (the endpoint of an S3-compatible server)
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        base = Path.cwd() if base_dir is None else base_dir
+        get = env.get
+        # Credentials stay in the environment, where s3fs/botocore read AWS_ACCESS_KEY_ID and
+        # AWS_SECRET_ACCESS_KEY themselves, so they never appear in run config or the UI.
+        storage: dict[str, Any] = {}
+        if get("AWS_ENDPOINT_URL"):
+            storage["endpoint_url"] = get("AWS_ENDPOINT_URL")
+        settings = cls(
+            landing_root=_local_or_url(get("CRM_LANDING_ROOT") or "data/landing", base),
+            warehouse_root=_local_or_url(get("CRM_WAREHOUSE_ROOT") or "data/warehouse", base),
+            database_url=_database_url(get("CRM_DATABASE_URL"), base),
+            timezone=get("CRM_TIMEZONE") or "UTC",
+            pii_key=get("CRM_PII_KEY") or DEVELOPMENT_PII_KEY,
+            start_date=dt.date.fromisoformat(get("CRM_START_DATE") or DEFAULT_START_DATE.isoformat()),
+            reporting_currency=(get("CRM_REPORTING_CURRENCY") or "USD").strip().upper(),
+            site_hosts=_split_list(get("CRM_SITE_HOSTS") or "example-shop.com"),
+            blog_hosts=_split_list(get("CRM_BLOG_HOSTS") or "blog.example-shop.com"),
+            phone_region=(get("CRM_PHONE_REGION") or "US").strip().upper(),
+            schedule_hour=int(get("CRM_SCHEDULE_HOUR") or 2),
+            quarantine_warn_rate=float(get("CRM_QUARANTINE_WARN_RATE") or 0.05),
+            crm_chunk_size=int(get("CRM_CHUNK_SIZE") or 50_000),
+            storage_options=storage,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        ZoneInfo(self.timezone)  # raises ZoneInfoNotFoundError for an unknown zone
+        if not 0 <= self.schedule_hour <= 23:
+            raise ValueError(f"CRM_SCHEDULE_HOUR must be 0..23, got {self.schedule_hour}")
+        if len(self.reporting_currency) != 3:
+            raise ValueError(f"CRM_REPORTING_CURRENCY must be an ISO 4217 code, got {self.reporting_currency!r}")
+        if self.crm_chunk_size < 1:
+            raise ValueError("CRM_CHUNK_SIZE must be positive")
+
+    @property
+    def is_development_key(self) -> bool:
+        return self.pii_key == DEVELOPMENT_PII_KEY
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)

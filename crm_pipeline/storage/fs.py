@@ -1,0 +1,64 @@
+"""File-system access for local paths and fsspec URLs (s3://...), in one place."""
+
+import io
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.core import url_to_fs
+
+
+def filesystem(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The file system that holds `url` and the path inside it."""
+    return url_to_fs(url, **dict(storage_options or {}))
+
+
+def join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def write_bytes_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Replace `path` with `data` so that a reader sees the old or the new file, never half of one.
+
+    Local: write a hidden temporary file beside it, fsync, rename over the target (atomic on POSIX).
+    Object stores: one PUT, which becomes visible only when complete.
+    """
+    parent = path.rsplit("/", 1)[0]
+    if is_local(fs):
+        os.makedirs(parent, exist_ok=True)
+        tmp = f"{parent}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    else:
+        fs.pipe_file(path, data)
+
+
+def table_to_parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    # no write-time statistics that depend on the clock: same table -> same bytes
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def write_table_atomic(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table) -> None:
+    write_bytes_atomic(fs, path, table_to_parquet_bytes(table))
+
+
+def read_table(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table:
+    """The whole file in one request (one GET on object stores instead of HEAD + ranged reads)."""
+    return pq.read_table(pa.BufferReader(fs.cat_file(path)))

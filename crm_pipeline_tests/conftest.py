@@ -1,0 +1,71 @@
+"""Shared fixtures for the whole test suite."""
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+S3_BUCKET = "crm-test-bucket"
+
+_DUMMY_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running moto S3 server with one empty-at-start bucket."""
+
+    endpoint_url: str
+    bucket: str = S3_BUCKET
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, *parts: str) -> str:
+        """``s3://<bucket>/<parts...>``."""
+        return "/".join([f"s3://{self.bucket}", *(p.strip("/") for p in parts)])
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A moto S3 server on 127.0.0.1 for the whole session, with bucket ``S3_BUCKET``.
+
+    Dummy AWS credentials are set in the environment only while the fixture is active (saved and
+    restored at teardown), so that no test can reach a real AWS account. Use
+    ``s3_server.storage_options`` (endpoint_url, key, secret) for fsspec / pandas / the IO manager.
+    Tests should write under a prefix of their own: the bucket is shared by the session.
+    """
+    pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    saved = {k: os.environ.get(k) for k in _DUMMY_AWS_ENV}
+    os.environ.update(_DUMMY_AWS_ENV)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=S3_BUCKET)
+        yield S3Server(
+            endpoint_url=endpoint,
+            storage_options={"endpoint_url": endpoint, "key": "testing", "secret": "testing"},
+        )
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
