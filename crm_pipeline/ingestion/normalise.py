@@ -1,0 +1,242 @@
+"""Vectorised normalisation shared by every source: timestamps, emails, phones, pseudonyms, channels.
+
+All functions take and return pandas Series and never loop in Python over rows; the one exception is the
+keyed hash, which runs once per *distinct* value (hashlib has no vectorised API).
+"""
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+
+# ---------------------------------------------------------------------------------------------------------------
+# strings
+
+def clean_text(values: pd.Series) -> pd.Series:
+    """Trimmed strings; empty and whitespace-only values become missing."""
+    s = values.astype("string").str.strip()
+    return s.mask(s == "")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# timestamps
+
+def parse_utc(values: pd.Series) -> pd.Series:
+    """Any ISO-8601 timestamp with any UTC offset (none = UTC) -> UTC `datetime64[us, UTC]`; unparsable -> NaT."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.dt.tz_localize("UTC").astype("datetime64[us, UTC]")
+    text = clean_text(values)
+    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    return parsed.astype("datetime64[us, UTC]")
+
+
+def parse_date(values: pd.Series) -> pd.Series:
+    """YYYY-MM-DD (or a timestamp, whose calendar date is taken as written) -> `datetime64[s]` date; bad -> NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        out = values.dt.tz_localize(None) if isinstance(values.dtype, pd.DatetimeTZDtype) else values
+        return out.dt.normalize().astype("datetime64[s]")
+    text = clean_text(values).str.slice(0, 10)
+    return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
+
+
+def local_day(ts_utc: pd.Series, timezone: str) -> pd.Series:
+    """Calendar day (as `datetime64[s]`, midnight) of UTC timestamps in the reporting timezone."""
+    return ts_utc.dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize().astype("datetime64[s]")
+
+
+def is_missing(values: pd.Series) -> pd.Series:
+    """Missing: null, NaN, or blank text."""
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        return clean_text(values).isna()
+    return values.isna()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# numbers
+
+def parse_number(values: pd.Series) -> pd.Series:
+    """Float64; unparsable -> NaN (the caller decides whether that is a contract breach)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64")
+    return pd.to_numeric(clean_text(values), errors="coerce").astype("float64")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# emails and phones
+
+def normalise_email(values: pd.Series) -> pd.Series:
+    """Lower-cased, trimmed; a value without a single '@' between two non-empty parts is not an email -> missing."""
+    s = clean_text(values).str.lower()
+    valid = s.str.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", na=False)
+    return s.where(valid)
+
+
+def _trunk_prefix(region: str) -> str:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return (metadata.national_prefix if metadata is not None else None) or ""
+
+
+def normalise_phone(values: pd.Series, default_region: str = "US") -> pd.Series:
+    """E.164 (`+<country code><number>`), vectorised; not a plausible number -> missing.
+
+    International forms (`+44 20 ...`, `0044 20 ...`) keep their country code; national forms get the
+    default region's code after its trunk prefix is removed (`(020) 7946 0018` in GB -> `+442079460018`).
+    The country calling code and trunk prefix come from the phonenumbers metadata (the field's standard),
+    the string work is vectorised. Plausible: 8 to 15 digits in all and not one digit repeated (a placeholder
+    such as 0000000000 stays a value: identity's blocklist reports it).
+    """
+    s = clean_text(values)
+    raw = s.fillna("")
+    international = raw.str.match(r"^\s*(\+|00[1-9])")
+    digits = raw.str.replace(r"\D", "", regex=True)
+    intl_digits = digits.where(~raw.str.match(r"^\s*00[1-9]"), digits.str.slice(2))
+    country = str(phonenumbers.country_code_for_region(default_region) or "")
+    trunk = _trunk_prefix(default_region)
+    national = digits
+    if trunk:
+        national = national.where(~national.str.startswith(trunk), national.str.slice(len(trunk)))
+    # a national number that already starts with the country code and is long enough (e.g. 1 650 ... in US)
+    has_cc = national.str.startswith(country) & (national.str.len() >= 11) if country else False
+    national_e164 = np.where(has_cc, national, country + national)
+    e164_digits = pd.Series(np.where(international, intl_digits, national_e164), index=values.index, dtype="string")
+    ok = e164_digits.str.len().between(8, 15) & s.notna()
+    return ("+" + e164_digits).where(ok).astype("string")
+
+
+def pseudonymise(values: pd.Series, key: str) -> pd.Series:
+    """Keyed hash (HMAC-SHA256, hex) of normalised values; missing stays missing.
+
+    Hashing runs once per distinct value; the key comes from the environment (CRM_PII_KEY), so the same
+    email gets the same pseudonym across sources and days and cannot be reversed without the key.
+    """
+    s = values.astype("string")
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    key_bytes = key.encode()
+    hashed = np.array(
+        [hmac.new(key_bytes, str(u).encode(), hashlib.sha256).hexdigest() for u in uniques], dtype=object
+    )
+    out = np.full(len(s), None, dtype=object)
+    present = codes >= 0
+    out[present] = hashed[codes[present]]
+    return pd.Series(out, index=values.index, dtype="string")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# channels
+
+CHANNEL_GROUPS: Mapping[str, str] = {
+    **{c: "owned" for c in ("email", "sms", "push", "mobile_app", "browser_app", "seo", "direct", "blog", "mailing")},
+    **{c: "paid" for c in ("ppc", "display", "retargeting", "affiliate", "video", "paid_social")},
+    **{c: "earned" for c in ("social", "referral")},
+}
+
+EVENT_TYPE_PREFIX_CHANNEL: tuple[tuple[str, str], ...] = (
+    # browser_app_ before app_ is irrelevant for startswith, but keep the longest prefixes first anyway
+    ("browser_app_", "browser_app"),
+    ("email_", "email"),
+    ("sms_", "sms"),
+    ("push_", "push"),
+    ("app_", "mobile_app"),
+    ("social_", "social"),
+    ("mail_", "mailing"),
+)
+
+UTM_MEDIUM_CHANNEL: Mapping[str, str] = {
+    "cpc": "ppc", "ppc": "ppc", "paid_search": "ppc",
+    "display": "display", "banner": "display", "cpm": "display",
+    "retargeting": "retargeting", "remarketing": "retargeting",
+    "affiliate": "affiliate", "influencer": "affiliate",
+    "video": "video",
+    "paid_social": "paid_social", "paidsocial": "paid_social",
+    "email": "email", "sms": "sms", "push": "push", "social": "social", "referral": "referral",
+}
+
+SEARCH_ENGINES: tuple[str, ...] = ("google.", "bing.", "duckduckgo.", "yahoo.", "baidu.", "yandex.")
+SOCIAL_NETWORKS: tuple[str, ...] = (
+    "facebook.", "instagram.", "t.co", "twitter.", "x.com", "linkedin.", "tiktok.", "pinterest.", "youtube."
+)
+
+
+def canonical_channel(values: pd.Series) -> pd.Series:
+    """A given channel, trimmed and lower-cased (kept even when outside the taxonomy: its group is `other`)."""
+    return clean_text(values).str.lower()
+
+
+def channel_group(channels: pd.Series, groups: Mapping[str, str] = CHANNEL_GROUPS) -> pd.Series:
+    out = channels.map(dict(groups)).astype("string")
+    return out.mask(channels.notna() & out.isna(), "other")
+
+
+def referrer_host(referrer: pd.Series) -> pd.Series:
+    """Lower-cased host of a referring URL or bare host (`https://www.google.com/x` -> `www.google.com`)."""
+    s = clean_text(referrer).str.lower()
+    host = s.str.replace(r"^[a-z][a-z0-9+.\-]*://", "", regex=True)
+    host = host.str.replace(r"[/?#].*$", "", regex=True).str.replace(r"^[^@]*@", "", regex=True)
+    host = host.str.replace(r":\d+$", "", regex=True).str.rstrip(".")
+    return host.mask(host == "")
+
+
+def _host_pattern(patterns: Iterable[str]) -> str:
+    """One regex for host patterns: `google.` matches a label (www.google.co.uk), `t.co` the host or a sub-domain."""
+    parts = []
+    for p in patterns:
+        p = p.strip().lower()
+        if not p:
+            continue
+        if p.endswith("."):
+            parts.append(r"(?:^|\.)" + re.escape(p))
+        else:
+            parts.append(r"(?:^|\.)" + re.escape(p) + r"$")
+    return "|".join(parts) if parts else r"(?!x)x"
+
+
+def derive_channel(
+    channel: pd.Series,
+    event_type: pd.Series | None = None,
+    utm_medium: pd.Series | None = None,
+    referrer: pd.Series | None = None,
+    *,
+    site_hosts: Iterable[str] = (),
+    blog_hosts: Iterable[str] = (),
+) -> pd.Series:
+    """The channel of each row: the given one when present, else the first derivation rule that applies.
+
+    Rules (sources.md section 1): event type prefix; utm_medium; referrer host (own site -> direct, blog ->
+    blog, search engine -> seo, social network -> social, other host -> referral); ad events -> display;
+    anything else -> direct. Rows without an event type (orders) end at `direct` only if nothing applies.
+    """
+    index = channel.index
+    out = canonical_channel(channel)
+    empty = pd.Series(pd.NA, index=index, dtype="string")
+
+    def fill(mask: pd.Series, value: pd.Series | str) -> None:
+        nonlocal out
+        out = out.mask(out.isna() & mask.fillna(False).astype(bool), value)
+
+    et = clean_text(event_type).str.lower() if event_type is not None else empty
+    for prefix, name in EVENT_TYPE_PREFIX_CHANNEL:
+        fill(et.str.startswith(prefix), name)
+
+    if utm_medium is not None:
+        medium = clean_text(utm_medium).str.lower().map(dict(UTM_MEDIUM_CHANNEL)).astype("string")
+        fill(medium.notna(), medium)
+
+    if referrer is not None:
+        host = referrer_host(referrer)
+        blog = host.str.contains(_host_pattern(blog_hosts), regex=True, na=False)
+        site = host.str.contains(_host_pattern(site_hosts), regex=True, na=False) & ~blog
+        fill(site, "direct")
+        fill(blog, "blog")
+        fill(host.str.contains(_host_pattern(SEARCH_ENGINES), regex=True, na=False), "seo")
+        fill(host.str.contains(_host_pattern(SOCIAL_NETWORKS), regex=True, na=False), "social")
+        fill(host.notna(), "referral")
+
+    fill(et.isin(["ad_impression", "ad_click"]), "display")
+    fill(pd.Series(True, index=index), "direct")
+    return out.astype("string")
