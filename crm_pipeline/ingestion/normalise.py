@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
 
 # ---------------------------------------------------------------------------------------------------------------
 # strings
@@ -19,7 +20,9 @@ import phonenumbers
 def clean_text(values: pd.Series) -> pd.Series:
     """Trimmed strings; empty and whitespace-only values become missing."""
     s = values.astype("string").str.strip()
-    return s.mask(s == "")
+    empty = (s == "").fillna(False).to_numpy(dtype=bool)
+    # masking rewrites the whole column; most columns have no blank value, so skip it then
+    return s.mask(empty) if empty.any() else s
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -88,10 +91,21 @@ def normalise_phone(values: pd.Series, default_region: str = "US") -> pd.Series:
     International forms (`+44 20 ...`, `0044 20 ...`) keep their country code; national forms get the
     default region's code after its trunk prefix is removed (`(020) 7946 0018` in GB -> `+442079460018`).
     The country calling code and trunk prefix come from the phonenumbers metadata (the field's standard),
-    the string work is vectorised. Plausible: 8 to 15 digits in all and not one digit repeated (a placeholder
-    such as 0000000000 stays a value: identity's blocklist reports it).
+    the string work is vectorised. Plausible: 8 to 15 digits in all (a placeholder such as 0000000000 stays
+    a value: identity's blocklist reports it).
+    A number written with the trunk prefix is national for sure, so it is never read as already carrying
+    the country code (DE `0491 12345678` is `+4949112345678`, not `+49112345678`).
+    Only present values are processed: phone columns are mostly empty in event data.
     """
     s = clean_text(values)
+    present = s.notna().to_numpy()
+    out = pd.Series(pd.NA, index=values.index, dtype="string")
+    if present.any():
+        out[present] = _e164(s[present], default_region).to_numpy()
+    return out
+
+
+def _e164(s: pd.Series, default_region: str) -> pd.Series:
     raw = s.fillna("")
     international = raw.str.match(r"^\s*(\+|00[1-9])")
     digits = raw.str.replace(r"\D", "", regex=True)
@@ -99,12 +113,14 @@ def normalise_phone(values: pd.Series, default_region: str = "US") -> pd.Series:
     country = str(phonenumbers.country_code_for_region(default_region) or "")
     trunk = _trunk_prefix(default_region)
     national = digits
+    had_trunk = national.str.startswith(trunk) if trunk else pd.Series(False, index=s.index)
     if trunk:
-        national = national.where(~national.str.startswith(trunk), national.str.slice(len(trunk)))
-    # a national number that already starts with the country code and is long enough (e.g. 1 650 ... in US)
-    has_cc = national.str.startswith(country) & (national.str.len() >= 11) if country else False
+        national = national.where(~had_trunk, national.str.slice(len(trunk)))
+    # a number without trunk prefix that already starts with the country code and is long enough
+    # (e.g. 44 20 7946 0018 in GB)
+    has_cc = national.str.startswith(country) & (national.str.len() >= 11) & ~had_trunk if country else False
     national_e164 = np.where(has_cc, national, country + national)
-    e164_digits = pd.Series(np.where(international, intl_digits, national_e164), index=values.index, dtype="string")
+    e164_digits = pd.Series(np.where(international, intl_digits, national_e164), index=s.index, dtype="string")
     ok = e164_digits.str.len().between(8, 15) & s.notna()
     return ("+" + e164_digits).where(ok).astype("string")
 
@@ -118,13 +134,12 @@ def pseudonymise(values: pd.Series, key: str) -> pd.Series:
     s = values.astype("string")
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     key_bytes = key.encode()
-    hashed = np.array(
-        [hmac.new(key_bytes, str(u).encode(), hashlib.sha256).hexdigest() for u in uniques], dtype=object
-    )
-    out = np.full(len(s), None, dtype=object)
-    present = codes >= 0
-    out[present] = hashed[codes[present]]
-    return pd.Series(out, index=values.index, dtype="string")
+    hashed = pa.array([hmac.new(key_bytes, str(u).encode(), hashlib.sha256).hexdigest() for u in uniques],
+                      type=pa.string())
+    # expand the distinct hashes to rows in Arrow (no per-row Python objects)
+    indices = pa.array(codes.astype(np.int32), mask=codes < 0)
+    out = pa.DictionaryArray.from_arrays(indices, hashed).cast(pa.string())
+    return pd.Series(pd.arrays.ArrowStringArray(out), index=values.index, dtype="string")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -210,9 +225,34 @@ def derive_channel(
     Rules (sources.md section 1): event type prefix; utm_medium; referrer host (own site -> direct, blog ->
     blog, search engine -> seo, social network -> social, other host -> referral); ad events -> display;
     anything else -> direct. Rows without an event type (orders) end at `direct` only if nothing applies.
+    The rules run only on the rows without a given channel.
     """
-    index = channel.index
     out = canonical_channel(channel)
+    need = out.isna().to_numpy()
+    if not need.any():
+        return out.astype("string")
+
+    def subset(values: pd.Series | None) -> pd.Series | None:
+        return None if values is None else values[need]
+
+    derived = _derive_missing(out[need], subset(event_type), subset(utm_medium), subset(referrer),
+                              site_hosts=site_hosts, blog_hosts=blog_hosts)
+    out = out.copy()
+    out[need] = derived.to_numpy()
+    return out.astype("string")
+
+
+def _derive_missing(
+    out: pd.Series,
+    event_type: pd.Series | None,
+    utm_medium: pd.Series | None,
+    referrer: pd.Series | None,
+    *,
+    site_hosts: Iterable[str],
+    blog_hosts: Iterable[str],
+) -> pd.Series:
+    """The derivation rules of `derive_channel` for rows whose channel (`out`) is missing."""
+    index = out.index
     empty = pd.Series(pd.NA, index=index, dtype="string")
 
     def fill(mask: pd.Series, value: pd.Series | str) -> None:

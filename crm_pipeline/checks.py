@@ -1,0 +1,90 @@
+"""Data-quality check logic as plain functions, so each is tested passing and failing without Dagster runs.
+
+Each returns a `dg.AssetCheckResult`; the assets emit them for exactly the partition they wrote.
+"""
+
+from collections.abc import Sequence
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from crm_pipeline.ingestion.result import IngestResult
+
+
+def primary_key_check_name(columns: Sequence[str]) -> str:
+    return f"{'_'.join(columns)}_is_unique" if len(columns) <= 2 else "primary_key_is_unique"
+
+
+def primary_key_is_unique(
+    asset_key: dg.AssetKey, frame: pd.DataFrame, columns: Sequence[str]
+) -> dg.AssetCheckResult:
+    """The grain: the key columns are never null and no key occurs twice."""
+    keys = frame[list(columns)]
+    null_rows = int(keys.isna().any(axis=1).sum())
+    duplicate_rows = int(keys.duplicated(keep=False).sum())
+    examples = keys[keys.duplicated(keep=False)].head(5).astype("string").to_dict("records")
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=primary_key_check_name(columns),
+        passed=null_rows == 0 and duplicate_rows == 0,
+        metadata={"null_key_rows": null_rows, "duplicate_key_rows": duplicate_rows,
+                  "examples": dg.MetadataValue.json(examples)},
+    )
+
+
+def schema_matches(asset_key: dg.AssetKey, table: pa.Table, expected: pa.Schema) -> dg.AssetCheckResult:
+    """The written columns, their order and Arrow types are exactly the declared ones."""
+    actual = {f.name: str(f.type) for f in table.schema}
+    wanted = {f.name: str(f.type) for f in expected}
+    missing = sorted(set(wanted) - set(actual))
+    extra = sorted(set(actual) - set(wanted))
+    wrong = sorted(c for c in set(wanted) & set(actual) if wanted[c] != actual[c])
+    in_order = table.schema.names == expected.names
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name="schema_matches_contract",
+        passed=not (missing or extra or wrong) and in_order,
+        metadata={"missing_columns": ", ".join(missing) or "-", "extra_columns": ", ".join(extra) or "-",
+                  "wrong_types": ", ".join(f"{c}: {actual[c]} != {wanted[c]}" for c in wrong) or "-",
+                  "column_order_matches": in_order},
+    )
+
+
+def row_counts_reconcile(asset_key: dg.AssetKey, result: IngestResult) -> dg.AssetCheckResult:
+    """Nothing is lost: rows in = rows clean + rows quarantined + exact duplicates dropped."""
+    counts = result.counts()
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name="row_counts_reconcile",
+        passed=result.reconciles,
+        metadata={k: counts[k] for k in ("rows_in", "rows_clean", "rows_quarantined", "rows_duplicate")},
+    )
+
+
+def quarantine_rate_below_threshold(
+    asset_key: dg.AssetKey, result: IngestResult, threshold: float
+) -> dg.AssetCheckResult:
+    """Warns when more than `threshold` of a day's rows went to quarantine (a broken export, usually)."""
+    rate = float(result.counts()["quarantine_rate"])
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name="quarantine_rate_below_threshold",
+        passed=rate <= threshold,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantine_rate": rate, "threshold": threshold,
+                  "by_reason": dg.MetadataValue.json(result.quarantine_by_reason())},
+    )
+
+
+def no_unparsable_files(asset_key: dg.AssetKey, result: IngestResult) -> dg.AssetCheckResult:
+    """Fails, naming the files, when a whole landing file could not be parsed (it is in quarantine)."""
+    files = [f.path for f in result.unparsable_files]
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name="no_unparsable_files",
+        passed=not files,
+        description=("Unparsable files: " + ", ".join(files)) if files else None,
+        metadata={"unparsable_files": dg.MetadataValue.json(
+            [{"path": f.path, "error": f.error} for f in result.unparsable_files])},
+    )

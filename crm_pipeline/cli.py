@@ -1,0 +1,271 @@
+"""The `crm-pipeline` command line: generate a sample world, run a date range, show status, run the demo.
+
+Dagster's own CLI (`dagster dev`, `dagster asset materialize`, ...) keeps working beside it.
+"""
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow.dataset as pads
+
+from crm_pipeline.settings import Settings
+from crm_pipeline.storage.fs import filesystem, join
+
+log = logging.getLogger("crm_pipeline")
+
+# Dagster's console logger prints every step event; the command line prints its own progress instead
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+DEMO_SCALE = "small"
+DEMO_DAYS = 14
+
+
+def _parse_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from err
+
+
+def truth_root_for(settings: Settings) -> str:
+    """Ground truth lives beside the landing zone, never inside it (the pipeline must not read it)."""
+    landing = settings.landing_root.rstrip("/")
+    return landing.rsplit("/", 1)[0] + "/ground_truth"
+
+
+def _ensure_instance() -> dg.DagsterInstance:
+    """The configured Dagster instance (DAGSTER_HOME); defaults to data/dagster_home for local use."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str((Path.cwd() / "data" / "dagster_home").resolve())
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# generate
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_pipeline.generator import generate_world
+
+    if args.out:
+        out = Path(args.out).resolve()
+        landing, database_url, truth = str(out / "landing"), f"sqlite:///{out / 'crm.sqlite'}", str(out / "ground_truth")
+    else:
+        landing, database_url, truth = settings.landing_root, settings.database_url, truth_root_for(settings)
+    start = args.start or settings.start_date
+    t0 = time.perf_counter()
+    summary = generate_world(
+        landing, database_url, truth, scale=args.scale, start=start, days=args.days, seed=args.seed,
+        bad_rate=args.bad_rate, timezone=settings.timezone, reporting_currency=settings.reporting_currency,
+        site_hosts=settings.site_hosts, blog_hosts=settings.blog_hosts,
+    )
+    print(f"Generated a {args.scale} world for {summary.start} .. {summary.end} "
+          f"({summary.persons} persons) in {time.perf_counter() - t0:.1f} s")
+    print(f"  landing zone : {landing}")
+    print(f"  CRM database : {database_url}")
+    print(f"  ground truth : {truth}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# run
+
+def _days(start: dt.date, end: dt.date) -> list[dt.date]:
+    if end < start:
+        raise SystemExit(f"--end {end} is before --start {start}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | None = None,
+              instance: dg.DagsterInstance | None = None, echo=print) -> list[dict[str, object]]:
+    """Materialise every selected asset for each day of start..end, in date order, in-process.
+
+    Days run one after another because the snapshot assets depend on the previous day (one run per day is
+    also their backfill policy). Returns one summary row per ingestion source and day.
+    """
+    from crm_pipeline.definitions import build_definitions, daily_partitions
+
+    if start < settings.start_date:
+        raise SystemExit(f"--start {start} is before the first partition CRM_START_DATE={settings.start_date}")
+    instance = instance or _ensure_instance()
+    defs = build_definitions(settings, secrets_from_env=False)
+    partitions = daily_partitions(settings)
+    last = partitions.get_last_partition_key()
+    if last is None or end > dt.date.fromisoformat(last):
+        raise SystemExit(f"--end {end} is after the last complete day {last} in {settings.timezone}")
+    assets = list(defs.assets or [])
+    selection = dg.AssetSelection.from_string(select) if select else None
+    rows: list[dict[str, object]] = []
+    days = _days(start, end)
+    for i, day in enumerate(days, 1):
+        t0 = time.perf_counter()
+        result = dg.materialize(assets, partition_key=day.isoformat(), instance=instance,
+                                resources=defs.resources, selection=selection, raise_on_error=False,
+                                tags={"crm_pipeline/source": "cli"}, run_config=QUIET_RUN_CONFIG)
+        evaluations = result.get_asset_check_evaluations()
+        failed = [e for e in evaluations if not e.passed]
+        materialised = result.get_asset_materialization_events()
+        status = "ok" if result.success else "FAILED"
+        echo(f"[{i}/{len(days)}] {day}  {status}  {len(materialised)} assets, {len(evaluations)} checks "
+             f"({len(failed)} not passed)  {time.perf_counter() - t0:.1f} s")
+        for e in failed:
+            echo(f"    check {e.asset_key.to_user_string()}:{e.check_name} did not pass ({e.severity.value})")
+        for event in materialised:
+            mat = event.event_specific_data.materialization
+            key = mat.asset_key.path
+            if key[0] == "ingest" and "rows_in" in mat.metadata:
+                md = {k: v.value for k, v in mat.metadata.items()}
+                rows.append({"day": day.isoformat(), "source": key[1], "rows_in": md["rows_in"],
+                             "clean": md["rows_clean"], "quarantined": md["rows_quarantined"],
+                             "duplicates": md["rows_duplicate"]})
+        if not result.success:
+            for event in result.all_events:
+                if event.is_failure:
+                    echo(f"    {event.message}")
+            raise SystemExit(f"run for {day} failed; earlier days are materialised, fix and re-run from {day}")
+    return rows
+
+
+def print_counts(rows: Sequence[dict[str, object]]) -> None:
+    if not rows:
+        return
+    frame = pd.DataFrame(rows).sort_values(["source", "day"])
+    print("\nRows per source and day (in = clean + quarantined + duplicates):")
+    print(frame.to_string(index=False))
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    rows = run_range(settings, args.start, args.end, args.select)
+    print_counts(rows)
+    print(f"\nOutputs: {settings.warehouse_root}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# status
+
+def quarantine_counts(settings: Settings) -> pd.DataFrame:
+    """Quarantined rows per source, day and reason, read from the warehouse."""
+    root = join(settings.warehouse_root, "quarantine")
+    fs, path = filesystem(root, settings.storage_options)
+    frames = []
+    if fs.exists(path):
+        for source_dir in sorted(fs.ls(path, detail=False)):
+            source = source_dir.rstrip("/").rsplit("/", 1)[-1]
+            dataset = pads.dataset(source_dir, filesystem=fs, format="parquet", partitioning="hive")
+            table = dataset.to_table(columns=["date", "reason"])
+            if table.num_rows:
+                counts = table.to_pandas().astype(str).value_counts().rename("rows").reset_index()
+                counts.insert(0, "source", source)
+                frames.append(counts)
+    if not frames:
+        return pd.DataFrame(columns=["source", "date", "reason", "rows"])
+    return pd.concat(frames).sort_values(["source", "date", "reason"]).reset_index(drop=True)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_pipeline.definitions import build_definitions, daily_partitions
+
+    instance = _ensure_instance()
+    defs = build_definitions(settings, secrets_from_env=False)
+    partitions = daily_partitions(settings)
+    all_keys = partitions.get_partition_keys()
+    print(f"Partitions {settings.start_date} .. {all_keys[-1] if all_keys else '-'} ({settings.timezone}); "
+          f"instance {instance.root_directory}; warehouse {settings.warehouse_root}\n")
+    rows = []
+    for spec in defs.resolve_all_asset_specs():
+        done = sorted(instance.get_materialized_partitions(spec.key))
+        rows.append({"asset": spec.key.to_user_string(), "days": len(done),
+                     "first": done[0] if done else "-", "last": done[-1] if done else "-",
+                     "missing_between": (all_keys.index(done[-1]) - all_keys.index(done[0]) + 1 - len(done))
+                     if done and done[0] in all_keys and done[-1] in all_keys else 0})
+    print(pd.DataFrame(rows).to_string(index=False))
+    quarantine = quarantine_counts(settings)
+    print("\nQuarantined rows by source and reason:")
+    if quarantine.empty:
+        print("  none")
+    else:
+        print(quarantine.groupby(["source", "reason"])["rows"].sum().reset_index().to_string(index=False))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# demo
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Generate the sample world if there is none, run its whole date range, say where everything is."""
+    truth = truth_root_for(settings)
+    manifest_path = Path(truth) / "manifest.json"
+    if not manifest_path.exists():
+        print(f"No sample world under {truth}: generating one ({DEMO_SCALE}, {DEMO_DAYS} days) ...")
+        cmd_generate(argparse.Namespace(out=None, start=None, scale=DEMO_SCALE, days=DEMO_DAYS, seed=7,
+                                        bad_rate=0.01), settings)
+    manifest = json.loads(manifest_path.read_text())
+    start, end = dt.date.fromisoformat(manifest["start"]), dt.date.fromisoformat(manifest["end"])
+    print(f"Running the pipeline for {start} .. {end} ...")
+    rows = run_range(settings, max(start, settings.start_date), end)
+    print_counts(rows)
+    print()
+    cmd_status(args, settings)
+    print(f"\nOutputs (Hive-partitioned Parquet): {settings.warehouse_root}")
+    print(f"Quarantine: {join(settings.warehouse_root, 'quarantine')}")
+    print(f"Dagster instance: {os.environ['DAGSTER_HOME']}  (browse it with: dagster dev -w workspace.yaml)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crm-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a synthetic CRM world (landing zone, CRM database, ground truth)")
+    gen.add_argument("--scale", choices=["tiny", "small", "medium", "large"], default="small")
+    gen.add_argument("--days", type=int, default=None, help="number of days (default: the scale's)")
+    gen.add_argument("--start", type=_parse_day, default=None, help="first day (default: CRM_START_DATE)")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--bad-rate", type=float, default=0.01, help="share of rows that break the contract")
+    gen.add_argument("--out", default=None, help="write landing/, crm.sqlite and ground_truth/ under this folder")
+    gen.set_defaults(func=cmd_generate)
+
+    run = sub.add_parser("run", help="materialise a date range in-process against the configured instance")
+    run.add_argument("--start", type=_parse_day, required=True)
+    run.add_argument("--end", type=_parse_day, required=True)
+    run.add_argument("--select", default=None,
+                     help="Dagster asset selection, e.g. 'group:ingestion' or 'key:ingest/orders+'")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="which days are materialised, and quarantine counts")
+    status.set_defaults(func=cmd_status)
+
+    demo = sub.add_parser("demo", help="generate sample data if none, run it end to end, show where outputs are")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    warnings.filterwarnings("ignore", message=".*superseded.*")
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    if settings.is_development_key:
+        print("note: CRM_PII_KEY is not set; pseudonyms use the development key (not for production data)",
+              file=sys.stderr)
+    return int(args.func(args, settings) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

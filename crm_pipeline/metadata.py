@@ -1,0 +1,17 @@
+"""Helpers that turn Arrow schemas and frames into what Dagster shows and what the IO manager writes."""
+
+import pandas as pd
+import pyarrow as pa
+
+from crm_pipeline.storage.io_manager import table_schema_from_arrow
+
+# the Dagster column schema (shown in the UI) of an Arrow schema
+column_schema = table_schema_from_arrow
+
+
+def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """`frame` as an Arrow table with exactly `schema` (column order, types, also for empty or all-null columns)."""
+    missing = [name for name in schema.names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks columns {missing} of its declared schema")
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False).replace_schema_metadata(None)

@@ -1,0 +1,498 @@
+"""Landing-zone ingestion on hand-built files: assignment, re-deliveries, validation, conversion, counts.
+
+Every test writes a few rows into a temporary landing zone and asserts the exact clean values, the exact
+quarantine reasons and records, and that rows in = clean + quarantined + duplicates.
+"""
+
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import hmac
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS, LANDING_SOURCES, VALIDATION_ORDER
+from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA, ingest_landing_day, update_fx_latest
+from crm_pipeline.ingestion.result import QUARANTINE_SCHEMA, REASONS, IngestResult
+from crm_pipeline.settings import Settings
+
+D = dt.date(2026, 10, 2)
+KEY = "test-pii-key"
+
+Row = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return Settings(landing_root=str(tmp_path / "landing"), warehouse_root=str(tmp_path / "warehouse"),
+                    database_url="sqlite://", pii_key=KEY, **overrides)
+
+
+def encode(name: str, rows: list[Row]) -> bytes:
+    """`rows` in the format its file name says (.csv, .csv.gz, .jsonl, .json.gz, .parquet)."""
+    if name.endswith(".parquet"):
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows), sink)
+        return sink.getvalue()
+    if name.endswith((".csv", ".csv.gz")):
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows([{k: ("" if v is None else v) for k, v in row.items()} for row in rows])
+        data = text.getvalue().encode()
+    else:
+        data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    return gzip.compress(data, mtime=0) if name.endswith(".gz") else data
+
+
+def write(settings: Settings, source: str, day: dt.date | str, name: str, rows: list[Row] | bytes) -> str:
+    folder = Path(settings.landing_root) / source / f"date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(rows if isinstance(rows, bytes) else encode(name, rows))
+    return str(path)
+
+
+def event(event_id: str, occurred_at: str, event_type: str = "session_start", **extra: Any) -> Row:
+    row: Row = {"event_id": event_id, "occurred_at": occurred_at, "event_type": event_type, "anonymous_id": "a1"}
+    row.update(extra)
+    return row
+
+
+def reasons(result: IngestResult) -> list[tuple[str, int | None, str]]:
+    """(file name, row number, reason) of each quarantine entry, in quarantine order."""
+    q = result.quarantine
+    rows = [None if pd.isna(r) else int(r) for r in q["row_number"]]
+    return [(Path(f).name, r, reason) for f, r, reason in zip(q["source_file"], rows, q["reason"], strict=True)]
+
+
+def assert_writable(result: IngestResult, source: str) -> None:
+    """The asset writes clean rows with the contract schema and quarantine rows with QUARANTINE_SCHEMA."""
+    assert list(result.clean.columns) == CLEAN_SCHEMAS[source].names
+    table = pa.Table.from_pandas(result.clean, schema=CLEAN_SCHEMAS[source], preserve_index=False)
+    assert table.schema.equals(CLEAN_SCHEMAS[source])
+    assert list(result.quarantine.columns) == QUARANTINE_SCHEMA.names
+    pa.Table.from_pandas(result.quarantine, schema=QUARANTINE_SCHEMA, preserve_index=False)
+    assert result.reconciles, dict(result.counts())
+
+
+def values(frame: pd.DataFrame, columns: list[str]) -> list[list[Any]]:
+    """Rows of `frame[columns]` as lists, missing values as None (pd.NA does not compare)."""
+    sub = frame[columns].astype(object)
+    return sub.where(sub.notna(), None).values.tolist()
+
+
+def digest(value: str) -> str:
+    return hmac.new(KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# schemas, empty days
+
+
+@pytest.mark.parametrize("source", LANDING_SOURCES)
+def test_empty_day_has_contract_schema(tmp_path: Path, source: str) -> None:
+    result = ingest_landing_day(source, D, make_settings(tmp_path))
+    assert_writable(result, source)
+    assert dict(result.counts()) == {"rows_in": 0, "rows_clean": 0, "rows_quarantined": 0, "rows_duplicate": 0,
+                                     "files_read": 0, "files_unparsable": 0, "quarantine_rate": 0.0}
+
+
+def test_no_clean_column_is_named_date() -> None:
+    assert all("date" not in schema.names for schema in CLEAN_SCHEMAS.values())
+
+
+def test_validation_order_uses_the_reason_vocabulary() -> None:
+    assert set(VALIDATION_ORDER) <= set(REASONS)
+
+
+def test_unknown_source_raises(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown landing source"):
+        ingest_landing_day("clicks", D, make_settings(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# events
+
+
+def test_events_clean_values(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    write(settings, "events", D, "a.csv", [
+        event("e2", "2026-10-02T12:30:00+02:00", " Email_Bounce ", email=" John@Example.COM ",
+              phone="(650) 253-0000", properties='{"bounce_type": "HARD"}', device_type=" Mobile "),
+        event("e1", "2026-10-02T09:00:00Z", "session_start", referrer="https://www.google.co.uk/search",
+              utm_source=" google ", device_type="smart-tv", category=" Shoes "),
+        event("e3", "2026-10-02T09:00:00Z", "email_bounce", properties='{"reason": "x"}', channel=" SMS "),
+        event("e4", "2026-10-02T09:00:00Z", "social_interaction", properties='{"kind": "share"}'),
+        event("e5", "2026-10-02T09:00:00Z", "social_interaction", properties='{"kind": "poke"}'),
+    ])
+    result = ingest_landing_day("events", D, settings)
+    assert_writable(result, "events")
+    clean = result.clean
+    assert clean["event_id"].tolist() == ["e1", "e2", "e3", "e4", "e5"]  # sorted by id
+    assert clean["occurred_at"].tolist()[:2] == [pd.Timestamp("2026-10-02T09:00:00Z"),
+                                                 pd.Timestamp("2026-10-02T10:30:00Z")]
+    assert clean["event_type"].tolist() == ["session_start", "email_bounce", "email_bounce", "social_interaction",
+                                            "social_interaction"]
+    assert clean["channel"].tolist() == ["seo", "email", "sms", "social", "social"]
+    assert clean["channel_group"].tolist() == ["owned", "owned", "owned", "earned", "earned"]
+    assert clean["device_type"].tolist() == ["other", "mobile", pd.NA, pd.NA, pd.NA]
+    assert clean["bounce_type"].tolist() == [pd.NA, "hard", "soft", pd.NA, pd.NA]
+    assert clean["interaction_kind"].tolist() == [pd.NA, pd.NA, pd.NA, "share", pd.NA]
+    assert clean["utm_source"].iloc[0] == "google" and clean["category"].iloc[0] == "Shoes"  # trimmed, case kept
+    # pseudonyms of the normalised values; no raw email or phone anywhere in the clean rows
+    assert clean["email_hash"].iloc[1] == digest("john@example.com")
+    assert clean["phone_hash"].iloc[1] == digest("+16502530000")
+    assert "email" not in clean.columns and "phone" not in clean.columns
+    assert not clean.astype("string").apply(lambda col: col.str.contains("@", na=False)).any().any()
+    assert set(clean["source_file"]) == {str(tmp_path / "landing/events/date=2026-10-02/a.csv")}
+
+
+def test_events_bad_input_is_quarantined_with_first_reason(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    rows = [
+        event("ok", "2026-10-02T10:00:00Z"),                                   # 0 clean
+        event("m1", "2026-10-02T10:00:00Z", event_type="  "),                  # 1 missing_required_field
+        {"event_id": "n1", "occurred_at": "2026-10-02T10:00:00Z", "event_type": "login",
+         "email": "not-an-email"},                                             # 2 no_identifier
+        event("t1", "02/10/2026 10:00"),                                       # 3 unparsable_timestamp
+        event("u1", "2026-10-02T10:00:00Z", event_type="page_view"),           # 4 unknown_event_type
+        event("f1", "2026-10-05T10:00:00Z"),                                   # 5 folder_day_mismatch
+        {"event_id": "", "occurred_at": "soon", "event_type": "nope"},         # 6 all of the above: the first
+    ]
+    write(settings, "events", D, "a.csv", rows)
+    result = ingest_landing_day("events", D, settings)
+    assert_writable(result, "events")
+    assert result.clean["event_id"].tolist() == ["ok"]
+    assert reasons(result) == [
+        ("a.csv", 1, "missing_required_field"),
+        ("a.csv", 2, "no_identifier"),
+        ("a.csv", 3, "unparsable_timestamp"),
+        ("a.csv", 4, "unknown_event_type"),
+        ("a.csv", 5, "folder_day_mismatch"),
+        ("a.csv", 6, "missing_required_field"),
+    ]
+    q = result.quarantine
+    assert q["record_id"].tolist() == ["m1", "n1", "t1", "u1", "f1", pd.NA]
+    assert q["detail"].tolist() == [
+        "missing event_type",
+        "none of anonymous_id, device_id, customer_id, email, phone",
+        "occurred_at='02/10/2026 10:00'",
+        "event_type='page_view'",
+        "occurred_at is on 2026-10-05 (UTC), more than one day from its folder",
+        "missing event_id",
+    ]
+    # the record is the original row, as delivered (blanks and all; the file's missing columns are null)
+    record = json.loads(q["record"].iloc[0])
+    delivered = {"event_id": "m1", "occurred_at": "2026-10-02T10:00:00Z", "event_type": "  ", "anonymous_id": "a1",
+                 "email": ""}  # the file's columns; an empty CSV field stays empty text
+    assert record == {**{c: None for c in record}, **delivered}
+    assert record.keys() >= {"email", "phone", "properties", "channel"}
+    assert json.loads(q["record"].iloc[1])["email"] == "not-an-email"  # raw PII: quarantine is restricted
+    assert (result.rows_in, result.rows_clean, result.rows_quarantined, result.rows_duplicate) == (7, 1, 6, 0)
+    assert result.quarantine_by_reason() == {"folder_day_mismatch": 1, "missing_required_field": 2,
+                                             "no_identifier": 1, "unknown_event_type": 1,
+                                             "unparsable_timestamp": 1}
+
+
+def test_extra_columns_only_in_quarantine_record(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    write(settings, "events", D, "a.jsonl", [
+        event("e1", "2026-10-02T10:00:00Z", exporter_note="kept for review"),
+        event("e2", "2026-10-02T10:00:00Z", event_type="bogus", exporter_note="why"),
+    ])
+    result = ingest_landing_day("events", D, settings)
+    assert_writable(result, "events")
+    assert "exporter_note" not in result.clean.columns
+    assert json.loads(result.quarantine["record"].iloc[0])["exporter_note"] == "why"
+
+
+def test_exact_redelivery_in_another_file_is_dropped_and_counted(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    first = [event("e1", "2026-10-02T10:00:00Z", referrer="https://t.co/x"), event("e2", "2026-10-02T11:00:00Z")]
+    write(settings, "events", D, "a.csv", first)
+    # the same two events again, spelled differently (offset, blanks, case of a closed vocabulary), in JSON
+    write(settings, "events", D, "b.jsonl", [
+        event("e1", "2026-10-02T12:00:00+02:00", " SESSION_START ", referrer="https://t.co/x"),
+        event("e2", "2026-10-02T11:00:00Z"),
+        event("e3", "2026-10-02T12:00:00Z"),
+    ])
+    # and once more in the next day's folder (an exporter in another timezone)
+    write(settings, "events", D + dt.timedelta(days=1), "a.parquet", [event("e2", "2026-10-02T11:00:00Z")])
+    result = ingest_landing_day("events", D, settings)
+    assert_writable(result, "events")
+    assert result.clean["event_id"].tolist() == ["e1", "e2", "e3"]
+    assert [Path(f).name for f in result.clean["source_file"]] == ["a.csv", "a.csv", "b.jsonl"]  # first kept
+    assert (result.rows_in, result.rows_clean, result.rows_quarantined, result.rows_duplicate) == (6, 3, 0, 3)
+    assert result.quarantine.empty
+
+
+def test_duplicate_id_with_different_content_is_quarantined(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    write(settings, "events", D, "a.csv", [event("e1", "2026-10-02T10:00:00Z"),
+                                           event("bad", "2026-10-02T10:00:00Z", event_type="zzz")])
+    write(settings, "events", D, "b.csv", [
+        event("e1", "2026-10-02T10:00:00Z", event_type="login"),      # conflict
+        event("bad", "2026-10-02T10:00:00Z"),                          # the first one was invalid: this is clean
+        event("e1", "2026-10-02T10:00:00Z", event_type="login"),      # exact re-delivery of the conflicting row
+    ])
+    result = ingest_landing_day("events", D, settings)
+    assert_writable(result, "events")
+    assert result.clean["event_id"].tolist() == ["bad", "e1"]
+    assert result.clean["event_type"].tolist() == ["session_start", "session_start"]
+    assert reasons(result) == [("a.csv", 1, "unknown_event_type"), ("b.csv", 0, "duplicate_id_conflict")]
+    a_csv = str(tmp_path / "landing/events/date=2026-10-02/a.csv")
+    assert result.quarantine["detail"].iloc[1] == f"same event_id as {a_csv} row 0 with different content"
+    assert json.loads(result.quarantine["record"].iloc[1])["event_type"] == "login"
+    assert (result.rows_in, result.rows_clean, result.rows_quarantined, result.rows_duplicate) == (5, 2, 2, 1)
+
+
+def test_assignment_across_folders_in_new_york(tmp_path: Path) -> None:
+    """Partition D = 2026-10-02 in America/New_York (UTC-4): 04:00Z is local midnight."""
+    settings = make_settings(tmp_path, timezone="America/New_York")
+    write(settings, "events", "2026-10-01", "a.csv", [
+        event("prev-in", "2026-10-02T04:00:00Z"),       # local 10-02 00:00 -> D
+        event("prev-out", "2026-10-02T03:59:59Z"),      # local 10-01 23:59:59 -> 10-01
+        event("prev-bad", "not a time"),                # unparsable -> its folder day 10-01
+    ])
+    write(settings, "events", "2026-10-02", "a.csv", [
+        event("cur-prev", "2026-10-02T03:00:00Z"),      # local 10-01 23:00 -> 10-01
+        event("cur-in", "2026-10-03T03:59:59Z"),        # local 10-02 23:59:59 -> D
+        event("cur-next", "2026-10-03T04:00:00Z"),      # local 10-03 00:00 -> 10-03
+        event("cur-far", "2026-09-20T10:00:00Z"),       # 12 days off -> quarantined in its folder day D
+        event("cur-offset", "2026-10-02T23:30:00-05:00"),  # 04:30Z on 10-03 = local 10-03 00:30 -> 10-03
+    ])
+    write(settings, "events", "2026-10-03", "a.csv", [
+        event("next-in", "2026-10-02T23:59:00-04:00"),  # local 10-02 -> D
+        event("next-far", "2026-10-08T10:00:00Z"),      # quarantined in 10-03, not D
+    ])
+    result = ingest_landing_day("events", D, settings)
+    assert_writable(result, "events")
+    assert result.clean["event_id"].tolist() == ["cur-in", "next-in", "prev-in"]
+    assert reasons(result) == [("a.csv", 3, "folder_day_mismatch")]
+    assert result.quarantine["detail"].iloc[0] == (
+        "occurred_at is on 2026-09-20 (America/New_York), more than one day from its folder")
+    assert result.files_read == 3
+    # every row lands in exactly one partition
+    per_day = {
+        day: ingest_landing_day("events", day, settings)
+        for day in (dt.date(2026, 9, 30), dt.date(2026, 10, 1), D, dt.date(2026, 10, 3), dt.date(2026, 10, 4))
+    }
+    assert {str(d): r.rows_in for d, r in per_day.items()} == {
+        "2026-09-30": 0, "2026-10-01": 3, "2026-10-02": 4, "2026-10-03": 3, "2026-10-04": 0}
+    assert sorted(per_day[dt.date(2026, 10, 1)].clean["event_id"]) == ["cur-prev", "prev-out"]
+    assert reasons(per_day[dt.date(2026, 10, 1)]) == [("a.csv", 2, "unparsable_timestamp")]
+    assert sorted(per_day[dt.date(2026, 10, 3)].clean["event_id"]) == ["cur-next", "cur-offset"]
+    assert reasons(per_day[dt.date(2026, 10, 3)]) == [("a.csv", 1, "folder_day_mismatch")]
+
+
+def test_unparsable_file_is_one_entry_in_its_own_partition(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    write(settings, "events", D, "a.csv", [event("e1", "2026-10-02T10:00:00Z")])
+    good = encode("b.csv.gz", [event("e2", "2026-10-02T10:00:00Z")] * 50)
+    broken = write(settings, "events", D, "b.csv.gz", good[: len(good) // 2])  # truncated gzip
+    result = ingest_landing_day("events", D, settings)
+    assert_writable(result, "events")
+    assert result.clean["event_id"].tolist() == ["e1"]
+    assert [f.path for f in result.unparsable_files] == [broken]
+    q = result.quarantine
+    assert q["reason"].tolist() == ["unparsable_file"]
+    assert q["source_file"].tolist() == [broken]
+    assert pd.isna(q["row_number"].iloc[0]) and pd.isna(q["record"].iloc[0])
+    assert q["detail"].iloc[0].startswith("EOFError")
+    assert (result.rows_in, result.rows_quarantined, result.files_read) == (1, 0, 1)
+    assert result.counts()["files_unparsable"] == 1
+    # the neighbouring partitions read the folder too but do not report the file again
+    for day in (D - dt.timedelta(days=1), D + dt.timedelta(days=1)):
+        neighbour = ingest_landing_day("events", day, settings)
+        assert neighbour.unparsable_files == [] and neighbour.quarantine.empty
+
+
+def test_same_input_same_output(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    write(settings, "events", D, "b.csv", [event(f"e{i}", "2026-10-02T10:00:00Z", email=f"U{i}@x.com")
+                                           for i in range(20, 0, -1)])
+    write(settings, "events", D, "a.jsonl", [event("e5", "2026-10-02T10:00:00Z", event_type="login"),
+                                             event("z", "bad")])
+    first, second = ingest_landing_day("events", D, settings), ingest_landing_day("events", D, settings)
+    pd.testing.assert_frame_equal(first.clean, second.clean)
+    pd.testing.assert_frame_equal(first.quarantine, second.quarantine)
+    assert first.clean["event_id"].is_monotonic_increasing
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# orders, refunds, costs: validation and currency
+
+
+def order(order_id: str, gross: Any = "100", currency: str = "USD", **extra: Any) -> Row:
+    row: Row = {"order_id": order_id, "ordered_at": "2026-10-02T10:00:00Z", "customer_id": "c1",
+                "gross_revenue": gross, "currency": currency}
+    row.update(extra)
+    return row
+
+
+FX_STATE = pd.DataFrame({
+    "currency": ["EUR", "GBP", "JPY"],
+    "rate_date": [dt.date(2026, 9, 28), dt.date(2026, 10, 2), dt.date(2026, 10, 3)],  # JPY only after D
+    "rate_to_reporting": [1.25, 0.5, 0.0078125],
+})
+
+
+def test_orders_validation_and_conversion(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    write(settings, "orders", D, "a.csv", [
+        order("o1", "100", "EUR", discount_amount="10", cost_of_goods="40", sale_type=" Upsell ",
+              email=" Ann@Example.com ", channel=" PPC ", device_type="Desktop"),
+        order("o2", "abc"),                                          # unparsable_number
+        order("o3", "-5"),                                           # negative_amount
+        order("o4", "10", discount_amount="15"),                     # negative_amount: net < 0
+        order("o5", "10", "XYZ"),                                    # unknown_currency
+        order("o6", "10", sale_type="gift"),                         # invalid_value
+        order("o7", "10", "CHF"),                                    # missing_fx_rate (no rate at all)
+        order("o8", "10", "JPY"),                                    # missing_fx_rate (only a later rate)
+        order("o9", "10", customer_id=""),                           # no_identifier
+        order("o10", "", discount_amount="x"),                       # missing_required_field before the number
+        order("o11", "8", "usd", subscription_id="s1", categories="a|b", sale_type="renewal"),
+        order("o12", "inf"),                                         # unparsable_number
+    ])
+    result = ingest_landing_day("orders", D, settings, fx_latest=FX_STATE)
+    assert_writable(result, "orders")
+    assert reasons(result) == [
+        ("a.csv", 1, "unparsable_number"), ("a.csv", 2, "negative_amount"), ("a.csv", 3, "negative_amount"),
+        ("a.csv", 4, "unknown_currency"), ("a.csv", 5, "invalid_value"), ("a.csv", 6, "missing_fx_rate"),
+        ("a.csv", 7, "missing_fx_rate"), ("a.csv", 8, "no_identifier"), ("a.csv", 9, "missing_required_field"),
+        ("a.csv", 11, "unparsable_number"),
+    ]
+    assert result.quarantine["detail"].tolist() == [
+        "gross_revenue='abc'", "gross_revenue='-5' < 0", "discount_amount > gross_revenue", "currency='XYZ'",
+        "sale_type='gift'", "no CHF rate on or before 2026-10-02 (reporting currency USD)",
+        "no JPY rate on or before 2026-10-02 (reporting currency USD)",
+        "none of customer_id, email, anonymous_id, device_id", "missing gross_revenue", "gross_revenue='inf'",
+    ]
+    clean = result.clean
+    assert clean["order_id"].tolist() == ["o1", "o11"]
+    o1 = clean.iloc[0]
+    assert (o1["currency"], o1["fx_rate"]) == ("EUR", 1.25)
+    assert (o1["gross_revenue_original"], o1["discount_amount_original"], o1["net_revenue_original"],
+            o1["cost_of_goods_original"]) == (100.0, 10.0, 90.0, 40.0)
+    assert (o1["gross_revenue"], o1["discount_amount"], o1["net_revenue"], o1["cost_of_goods"]) == (
+        125.0, 12.5, 112.5, 50.0)
+    assert (o1["sale_type"], o1["channel"], o1["channel_group"], o1["device_type"]) == (
+        "upsell", "ppc", "paid", "desktop")
+    assert o1["email_hash"] == digest("ann@example.com")
+    o11 = clean.iloc[1]
+    assert (o11["currency"], o11["fx_rate"], o11["net_revenue"], o11["discount_amount"]) == ("USD", 1.0, 8.0, 0.0)
+    assert pd.isna(o11["cost_of_goods"]) and pd.isna(o11["channel"]) and pd.isna(o11["channel_group"])
+    assert (o11["sale_type"], o11["subscription_id"], o11["categories"]) == ("renewal", "s1", "a|b")
+
+
+def test_orders_default_sale_type_and_reporting_currency_needs_no_rate(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, reporting_currency="EUR")
+    write(settings, "orders", D, "a.jsonl", [order("o1", 20.5, "EUR", anonymous_id="x", customer_id=None)])
+    result = ingest_landing_day("orders", D, settings, fx_latest=None)
+    assert_writable(result, "orders")
+    assert values(result.clean, ["sale_type", "fx_rate", "gross_revenue", "customer_id", "anonymous_id"]) == [
+        ["standard", 1.0, 20.5, None, "x"]]
+
+
+def test_refunds_conversion(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    write(settings, "refunds", D, "a.parquet", [
+        {"refund_id": "r2", "order_id": "o1", "refunded_at": "2026-10-02T10:00:00Z", "amount": 8.0, "currency": "GBP"},
+        {"refund_id": "r1", "order_id": "o1", "refunded_at": "2026-10-02T10:00:00Z", "amount": 8.0, "currency": "EUR"},
+        {"refund_id": "r3", "order_id": None, "refunded_at": "2026-10-02T10:00:00Z", "amount": 1.0, "currency": "EUR"},
+        {"refund_id": "r4", "order_id": "o2", "refunded_at": "2026-10-02T10:00:00Z", "amount": -1.0,
+         "currency": "EUR"},
+    ])
+    result = ingest_landing_day("refunds", D, settings, fx_latest=FX_STATE)
+    assert_writable(result, "refunds")
+    assert values(result.clean, ["refund_id", "currency", "fx_rate", "amount", "amount_original"]) == [
+        ["r1", "EUR", 1.25, 10.0, 8.0], ["r2", "GBP", 0.5, 4.0, 8.0]]
+    assert reasons(result) == [("a.parquet", 2, "missing_required_field"), ("a.parquet", 3, "negative_amount")]
+
+
+def test_costs_validation(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    base = {"date": "2026-10-02", "cost_type": "media", "objective": "acquisition", "amount": "100",
+            "currency": "EUR"}
+    write(settings, "costs", D, "a.csv", [
+        {**base, "channel": " PPC", "campaign_id": "c1"},
+        {**base, "cost_type": "Salaries", "amount": "50", "currency": "USD"},  # no channel: stays null
+        {**base, "cost_type": "snacks"},                                      # invalid_value
+        {**base, "objective": "fun"},                                         # invalid_value
+        {**base, "date": "2026-10-09"},                                       # folder_day_mismatch
+        {**base, "date": "2026-13-01"},                                       # unparsable_timestamp
+        {**base, "amount": "-1"},                                             # negative_amount
+        {**base, "channel": " PPC", "campaign_id": "c1"},                     # exact duplicate
+    ])
+    write(settings, "costs", D + dt.timedelta(days=1), "a.csv", [{**base, "date": "2026-10-02", "amount": "7"}])
+    result = ingest_landing_day("costs", D, settings, fx_latest=FX_STATE)
+    assert_writable(result, "costs")
+    clean = result.clean
+    assert values(clean, ["cost_type", "objective", "channel", "channel_group", "currency", "fx_rate", "amount",
+                          "amount_original"]) == [
+        ["media", "acquisition", "ppc", "paid", "EUR", 1.25, 125.0, 100.0],
+        ["media", "acquisition", None, None, "EUR", 1.25, 8.75, 7.0],  # sorted by natural key, nulls last
+        ["salaries", "acquisition", None, None, "USD", 1.0, 50.0, 50.0],
+    ]
+    assert clean["cost_date"].tolist() == [pd.Timestamp("2026-10-02")] * 3
+    assert reasons(result) == [("a.csv", 2, "invalid_value"), ("a.csv", 3, "invalid_value"),
+                               ("a.csv", 4, "folder_day_mismatch"), ("a.csv", 5, "unparsable_timestamp"),
+                               ("a.csv", 6, "negative_amount")]
+    assert result.quarantine["detail"].tolist()[:2] == ["cost_type='snacks'", "objective='fun'"]
+    assert (result.rows_in, result.rows_clean, result.rows_quarantined, result.rows_duplicate) == (9, 3, 5, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fx rates and their running state
+
+
+def test_fx_rates_and_latest_state(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    day1, day2 = dt.date(2026, 10, 1), D
+    write(settings, "fx_rates", day1, "a.csv", [
+        {"date": "2026-10-01", "currency": "eur", "rate_to_reporting": "1.25"},
+        {"date": "2026-10-01", "currency": "GBP", "rate_to_reporting": "0.5"},
+        {"date": "2026-10-01", "currency": "AAA", "rate_to_reporting": "1"},      # unknown_currency
+        {"date": "2026-10-01", "currency": "CHF", "rate_to_reporting": "0"},      # invalid_value
+        {"date": "2026-10-01", "currency": "EUR", "rate_to_reporting": "1.5"},    # duplicate_id_conflict
+    ])
+    write(settings, "fx_rates", day2, "a.csv", [{"date": "2026-10-02", "currency": "EUR", "rate_to_reporting": "2"}])
+    first = ingest_landing_day("fx_rates", day1, settings)
+    assert_writable(first, "fx_rates")
+    assert values(first.clean, ["currency", "rate_to_reporting"]) == [["EUR", 1.25], ["GBP", 0.5]]
+    assert first.clean["rate_date"].tolist() == [pd.Timestamp("2026-10-01")] * 2
+    assert reasons(first) == [("a.csv", 2, "unknown_currency"), ("a.csv", 3, "invalid_value"),
+                              ("a.csv", 4, "duplicate_id_conflict")]
+    assert first.quarantine["record_id"].tolist() == ["2026-10-01|AAA", "2026-10-01|CHF", "2026-10-01|EUR"]
+
+    state1 = update_fx_latest(None, first.clean)
+    second = ingest_landing_day("fx_rates", day2, settings)
+    state2 = update_fx_latest(state1, second.clean)
+    assert state2["currency"].tolist() == ["EUR", "GBP"]
+    assert state2["rate_to_reporting"].tolist() == [2.0, 0.5]
+    assert state2["rate_date"].dt.strftime("%Y-%m-%d").tolist() == ["2026-10-02", "2026-10-01"]
+    assert pa.Table.from_pandas(state2, schema=FX_LATEST_SCHEMA, preserve_index=False).num_rows == 2
+    # an older day's rates never replace a newer state
+    assert update_fx_latest(state2, first.clean)["rate_to_reporting"].tolist() == [2.0, 0.5]
+    assert update_fx_latest(None, first.clean.iloc[0:0]).empty
+
+    # orders of D convert with D's rate (EUR) and the latest earlier one (GBP, from 10-01)
+    write(settings, "orders", day2, "a.csv", [order("o1", "10", "EUR"), order("o2", "10", "GBP")])
+    orders = ingest_landing_day("orders", day2, settings, fx_latest=state2)
+    assert orders.clean["gross_revenue"].tolist() == [20.0, 5.0]
+    # the same orders against the state of the day before: EUR falls back to 1.25
+    assert ingest_landing_day("orders", day2, settings, fx_latest=state1).clean["gross_revenue"].tolist() == [
+        12.5, 5.0]
