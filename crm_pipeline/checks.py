@@ -17,11 +17,12 @@ def primary_key_check_name(columns: Sequence[str]) -> str:
 
 
 def primary_key_is_unique(
-    asset_key: dg.AssetKey, frame: pd.DataFrame, columns: Sequence[str]
+    asset_key: dg.AssetKey, frame: pd.DataFrame, columns: Sequence[str], nullable: Sequence[str] = ()
 ) -> dg.AssetCheckResult:
-    """The grain: the key columns are never null and no key occurs twice."""
+    """The grain: no key occurs twice (null-safe: null equals null) and no non-nullable key column is null."""
     keys = frame[list(columns)]
-    null_rows = int(keys.isna().any(axis=1).sum())
+    required = [c for c in columns if c not in nullable]
+    null_rows = int(keys[required].isna().any(axis=1).sum())
     duplicate_rows = int(keys.duplicated(keep=False).sum())
     examples = keys[keys.duplicated(keep=False)].head(5).astype("string").to_dict("records")
     return dg.AssetCheckResult(

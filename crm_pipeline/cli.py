@@ -49,6 +49,10 @@ def _ensure_instance() -> dg.DagsterInstance:
         home = str((Path.cwd() / "data" / "dagster_home").resolve())
         os.environ["DAGSTER_HOME"] = home
     Path(home).mkdir(parents=True, exist_ok=True)
+    config = Path(home) / "dagster.yaml"
+    if not config.exists():
+        # the default local instance: SQLite storage under DAGSTER_HOME (see docs/operations for PostgreSQL)
+        config.write_text("telemetry:\n  enabled: false\n")
     return dg.DagsterInstance.get()
 
 
@@ -138,11 +142,17 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
 
 
 def print_counts(rows: Sequence[dict[str, object]]) -> None:
+    """Per source: rows in / clean / quarantined / duplicates over the range; per day: quarantined rows."""
     if not rows:
         return
-    frame = pd.DataFrame(rows).sort_values(["source", "day"])
-    print("\nRows per source and day (in = clean + quarantined + duplicates):")
-    print(frame.to_string(index=False))
+    frame = pd.DataFrame(rows)
+    totals = frame.groupby("source")[["rows_in", "clean", "quarantined", "duplicates"]].sum()
+    print(f"\nRows per source, {frame['day'].min()} .. {frame['day'].max()} "
+          "(in = clean + quarantined + duplicates):")
+    print(totals.to_string())
+    per_day = frame.pivot_table(index="day", columns="source", values="quarantined", aggfunc="sum", fill_value=0)
+    print("\nQuarantined rows per day and source:")
+    print(per_day.to_string())
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -184,7 +194,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Partitions {settings.start_date} .. {all_keys[-1] if all_keys else '-'} ({settings.timezone}); "
           f"instance {instance.root_directory}; warehouse {settings.warehouse_root}\n")
     rows = []
-    for spec in defs.resolve_all_asset_specs():
+    for spec in sorted(defs.resolve_all_asset_specs(), key=lambda spec: spec.key.to_user_string()):
         done = sorted(instance.get_materialized_partitions(spec.key))
         rows.append({"asset": spec.key.to_user_string(), "days": len(done),
                      "first": done[0] if done else "-", "last": done[-1] if done else "-",

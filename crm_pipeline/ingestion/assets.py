@@ -43,6 +43,8 @@ LANDING_PRIMARY_KEYS: dict[str, Sequence[str]] = {
     "costs": ("cost_date", "cost_type", "objective", "channel", "campaign_id", "currency", "amount_original"),
     "fx_rates": ("rate_date", "currency"),
 }
+# key columns that may be null (a cost line without channel or campaign)
+NULLABLE_KEY_COLUMNS: Sequence[str] = ("channel", "campaign_id")
 
 CRM_PRIMARY_KEYS: dict[str, str] = {
     "customers": "customer_id",
@@ -103,7 +105,7 @@ def _emit_checks(key: dg.AssetKey, table: pa.Table, schema: pa.Schema, pk: Seque
                  result: IngestResult, settings: Settings, *, files: bool):
     frame = table.select(list(pk)).to_pandas()
     yield checks.row_counts_reconcile(key, result)
-    yield checks.primary_key_is_unique(key, frame, pk)
+    yield checks.primary_key_is_unique(key, frame, pk, nullable=NULLABLE_KEY_COLUMNS)
     yield checks.schema_matches(key, table, schema)
     yield checks.quarantine_rate_below_threshold(key, result, settings.quarantine_warn_rate)
     if files:
