@@ -1,0 +1,57 @@
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfoNotFoundError
+
+import pytest
+
+from crm_pipeline.settings import DEVELOPMENT_PII_KEY, Settings
+
+
+def test_defaults_are_local_folders_under_data(tmp_path):
+    s = Settings.from_env({}, base_dir=tmp_path)
+    assert s.landing_root == str(tmp_path / "data" / "landing")
+    assert s.warehouse_root == str(tmp_path / "data" / "warehouse")
+    assert s.database_url == f"sqlite:///{tmp_path / 'data' / 'crm.sqlite'}"
+    assert s.timezone == "UTC" and s.reporting_currency == "USD"
+    assert s.pii_key == DEVELOPMENT_PII_KEY and s.is_development_key
+    assert s.start_date == dt.date(2026, 10, 1)
+    assert s.storage_options == {}
+
+
+def test_environment_overrides(tmp_path):
+    env = {
+        "CRM_LANDING_ROOT": "s3://bucket/landing/",
+        "CRM_WAREHOUSE_ROOT": "relative/warehouse",
+        "CRM_DATABASE_URL": "postgresql+psycopg://crm@db/crm",
+        "CRM_TIMEZONE": "Europe/Berlin",
+        "CRM_PII_KEY": "secret",
+        "CRM_START_DATE": "2025-01-01",
+        "CRM_REPORTING_CURRENCY": "eur",
+        "CRM_SITE_HOSTS": "Shop.example, www.shop.example",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_SECRET_ACCESS_KEY": "not-copied",
+    }
+    s = Settings.from_env(env, base_dir=tmp_path)
+    assert s.landing_root == "s3://bucket/landing"
+    assert Path(s.warehouse_root) == tmp_path / "relative" / "warehouse"
+    assert s.database_url == "postgresql+psycopg://crm@db/crm"
+    assert s.timezone == "Europe/Berlin" and s.reporting_currency == "EUR"
+    assert not s.is_development_key
+    assert s.start_date == dt.date(2025, 1, 1)
+    assert s.site_hosts == ("shop.example", "www.shop.example")
+    # the secret stays in the environment (read by s3fs/botocore), never in settings or run config
+    assert s.storage_options == {"endpoint_url": "http://127.0.0.1:9000"}
+
+
+@pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        ({"CRM_TIMEZONE": "Mars/Olympus"}, ZoneInfoNotFoundError),
+        ({"CRM_SCHEDULE_HOUR": "25"}, ValueError),
+        ({"CRM_REPORTING_CURRENCY": "DOLLAR"}, ValueError),
+        ({"CRM_START_DATE": "01/10/2026"}, ValueError),
+    ],
+)
+def test_invalid_settings_fail_clearly(tmp_path, env, error):
+    with pytest.raises(error):
+        Settings.from_env(env, base_dir=tmp_path)
