@@ -126,13 +126,11 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
         for e in failed:
             echo(f"    check {e.asset_key.to_user_string()}:{e.check_name} did not pass ({e.severity.value})")
         for event in materialised:
-            mat = event.event_specific_data.materialization
-            key = mat.asset_key.path
-            if key[0] == "ingest" and "rows_in" in mat.metadata:
-                md = {k: v.value for k, v in mat.metadata.items()}
-                rows.append({"day": day.isoformat(), "source": key[1], "rows_in": md["rows_in"],
-                             "clean": md["rows_clean"], "quarantined": md["rows_quarantined"],
-                             "duplicates": md["rows_duplicate"]})
+            metadata = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+            if "rows_in" in metadata:  # an extraction: its counts must reconcile
+                rows.append({"day": day.isoformat(), "source": metadata["source"], "rows_in": metadata["rows_in"],
+                             "clean": metadata["rows_clean"], "quarantined": metadata["rows_quarantined"],
+                             "duplicates": metadata["rows_duplicate"]})
         if not result.success:
             for event in result.all_events:
                 if event.is_failure:

@@ -5,7 +5,7 @@ quarantined rows, and emit their checks for exactly the partition they wrote.
 """
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 import pandas as pd
@@ -16,7 +16,7 @@ from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS, LANDING_SOURCES
 from crm_pipeline.ingestion.crm import (
     CRM_SCHEMAS,
     CRM_TABLES,
-    PROFILE_SCHEMA,
+    CUSTOMER_SNAPSHOT_SCHEMA,
     extract_crm_day,
     merge_snapshot,
     split_customer_profiles,
@@ -112,20 +112,44 @@ def _emit_checks(key: dg.AssetKey, table: pa.Table, schema: pa.Schema, pk: Seque
         yield checks.no_unparsable_files(key, result)
 
 
-def _count_metadata(result: IngestResult) -> dict[str, object]:
+def _only_selected(context: dg.AssetExecutionContext, events: Iterator[dg.Output | dg.AssetCheckResult]):
+    """Pass on the outputs and check results of this run's selection.
+
+    The multi-assets are subsettable because a backfill restates a self-dependent snapshot (and what reads it)
+    up to the latest day while its quarantine is only needed for the requested days: Dagster then selects
+    the snapshot alone for the later days.
+    """
+    outputs = context.op_execution_context.selected_output_names
+    check_keys = context.selected_asset_check_keys
+    for event in events:
+        if isinstance(event, dg.Output):
+            if event.output_name in outputs:
+                yield event
+        elif dg.AssetCheckKey(event.asset_key, event.check_name) in check_keys:
+            yield event
+
+
+def _count_metadata(source: str, result: IngestResult) -> dict[str, object]:
     counts = dict(result.counts())
     return {
+        "source": source,
         **counts,
         "quarantine_by_reason": dg.MetadataValue.json(result.quarantine_by_reason()),
         "unparsable_files": dg.MetadataValue.json([f.path for f in result.unparsable_files]),
     }
 
 
+def _out(key: dg.AssetKey, description: str, **kwargs: object) -> dg.AssetOut:
+    """An output of an ingestion multi-asset. Optional, because the multi-assets are subsettable."""
+    return dg.AssetOut(key=key, description=description, group_name=GROUP, owners=OWNERS, kinds=KINDS,
+                       is_required=False, **kwargs)
+
+
 def _quarantine_out(source: str) -> dg.AssetOut:
-    return dg.AssetOut(
+    return _out(
         key=dg.AssetKey(["quarantine", source]),
         description=QUARANTINE_DESCRIPTION.format(source=source),
-        group_name=GROUP, owners=OWNERS, kinds=KINDS, tags={"pii": "raw"},
+        tags={"pii": "raw"},
         metadata={"dagster/column_schema": column_schema(QUARANTINE_SCHEMA)},
     )
 
@@ -142,8 +166,8 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
         "bad rows quarantined with a reason."
     )
     outs = {
-        "clean": dg.AssetOut(key=key, description=description, group_name=GROUP, owners=OWNERS, kinds=KINDS,
-                             metadata={"dagster/column_schema": column_schema(schema), "primary_key": list(pk)}),
+        "clean": _out(key=key, description=description,
+                      metadata={"dagster/column_schema": column_schema(schema), "primary_key": list(pk)}),
         "quarantine": _quarantine_out(source),
     }
     ins = {"fx_latest": dg.AssetIn(key=FX_LATEST_KEY)} if source in SOURCES_NEEDING_FX else {}
@@ -151,7 +175,7 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
     def run(context: dg.AssetExecutionContext, settings: Settings, fx_latest: pd.DataFrame | None):
         result = ingest_landing_day(source, _day(context), settings, fx_latest=fx_latest)
         table = arrow_table(result.clean, schema)
-        metadata = _count_metadata(result)
+        metadata = _count_metadata(source, result)
         yield dg.Output(table, output_name="clean", metadata=metadata)
         yield dg.Output(arrow_table(result.quarantine, QUARANTINE_SCHEMA), output_name="quarantine",
                         metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
@@ -162,16 +186,16 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
 
     decorator = dg.multi_asset(
         name=f"ingest_{source}", outs=outs, ins=ins, partitions_def=partitions,
-        check_specs=_ingest_checks(key, pk, partitions, files=True),
+        check_specs=_ingest_checks(key, pk, partitions, files=True), can_subset=True,
     )
     if ins:
         def with_fx(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, fx_latest: pd.DataFrame):
-            yield from run(context, settings.get(), fx_latest)
+            yield from _only_selected(context, run(context, settings.get(), fx_latest))
 
         return decorator(with_fx)
 
     def without_fx(context: dg.AssetExecutionContext, settings: PipelineSettingsResource):
-        yield from run(context, settings.get(), None)
+        yield from _only_selected(context, run(context, settings.get(), None))
 
     return decorator(without_fx)
 
@@ -223,77 +247,87 @@ def fx_rates_latest_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
 
 
 def crm_asset(table_name: str, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    """`ingest/crm_<table>` (latest-state snapshot as of D) + `quarantine/crm_<table>`."""
+    """The latest-state snapshot of a CRM table as of D (self-dependent) + `quarantine/crm_<table>`.
+
+    For every table but customers the snapshot is `ingest/crm_<table>`. The customers snapshot carries clear
+    profile fields, so it is the restricted `restricted/customer_profiles`; `ingest/crm_customers` is its
+    pseudonymised projection (`customers_public_asset`).
+    """
     source = f"crm_{table_name}"
-    key = dg.AssetKey(["ingest", source])
-    schema = CRM_SCHEMAS[table_name]
-    pk = (CRM_PRIMARY_KEYS[table_name],)
     is_customers = table_name == "customers"
+    key = PROFILES_KEY if is_customers else dg.AssetKey(["ingest", source])
+    schema = CUSTOMER_SNAPSHOT_SCHEMA if is_customers else CRM_SCHEMAS[table_name]
+    pk = (CRM_PRIMARY_KEYS[table_name],)
     description = (
         f"{CRM_DESCRIPTIONS[table_name]}: the snapshot of D-1 merged by primary key with the rows whose "
         "updated_at or creation timestamp falls on D (extracted through SQLAlchemy in chunks, validated, "
         "emails/phones pseudonymised). KPIs read its rows only through their lifecycle timestamps."
     )
+    if is_customers:
+        description += (
+            " Restricted: beside the hashes it keeps normalised names, birth date, address, email and phone in "
+            "clear, for identity resolution (fuzzy matching) only; everything else reads ingest/crm_customers."
+        )
     outs = {
-        "snapshot": dg.AssetOut(key=key, description=description, group_name=GROUP, owners=OWNERS, kinds=KINDS,
-                                metadata={"dagster/column_schema": column_schema(schema), "primary_key": list(pk)}),
+        "snapshot": _out(key=key, description=description, tags={"pii": "raw"} if is_customers else None,
+                         metadata={"dagster/column_schema": column_schema(schema), "primary_key": list(pk)}),
         "quarantine": _quarantine_out(source),
     }
-    ins = {"previous": dg.AssetIn(key=key, partition_mapping=PREVIOUS_DAY)}
-    check_specs = _ingest_checks(key, pk, partitions, files=False)
-    if is_customers:
-        outs["profiles"] = dg.AssetOut(
-            key=PROFILES_KEY, group_name=GROUP, owners=OWNERS, kinds=KINDS, tags={"pii": "raw"},
-            description=(
-                "One row per CRM customer record (customer_id): normalised names, birth date, address, email and "
-                "phone in clear, as of the end of day D. Restricted: read only by identity resolution (fuzzy "
-                "matching); nothing downstream of identity may carry these columns."
-            ),
-            metadata={"dagster/column_schema": column_schema(PROFILE_SCHEMA), "primary_key": ["customer_id"]},
-        )
-        ins["previous_profiles"] = dg.AssetIn(key=PROFILES_KEY, partition_mapping=PREVIOUS_DAY)
-        check_specs.append(dg.AssetCheckSpec("customer_id_is_unique", asset=PROFILES_KEY, blocking=True,
-                                             partitions_def=partitions))
 
-    def run(context: dg.AssetExecutionContext, settings: Settings, previous: pd.DataFrame | None,
-            previous_profiles: pd.DataFrame | None):
-        day = _day(context)
-        first_load = previous is None
-        result = extract_crm_day(table_name, day, settings, first_load=first_load)
-        if is_customers and previous is not None:
-            profiles = previous_profiles if previous_profiles is not None else pd.DataFrame(
-                {"customer_id": pd.Series([], dtype="string")})
-            profile_cols = [c for c in profiles.columns if c not in previous.columns or c == "customer_id"]
-            previous = previous.merge(profiles[profile_cols], on="customer_id", how="left")
-        snapshot = merge_snapshot(table_name, previous, result.clean)
-        metadata = {**_count_metadata(result), "snapshot_rows": len(snapshot), "first_load": first_load}
-        if is_customers:
-            public, profiles = split_customer_profiles(snapshot)
-            table = arrow_table(public, schema)
-            yield dg.Output(table, output_name="snapshot", metadata=metadata)
-            yield dg.Output(arrow_table(profiles, PROFILE_SCHEMA), output_name="profiles")
-            yield checks.primary_key_is_unique(PROFILES_KEY, profiles, ["customer_id"])
-        else:
-            table = arrow_table(snapshot, schema)
-            yield dg.Output(table, output_name="snapshot", metadata=metadata)
-        yield dg.Output(arrow_table(result.quarantine, QUARANTINE_SCHEMA), output_name="quarantine",
-                        metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
-        yield from _emit_checks(key, table, schema, pk, result, settings, files=False)
-
-    decorator = dg.multi_asset(name=f"ingest_{source}", outs=outs, ins=ins, partitions_def=partitions,
-                               check_specs=check_specs)
-    if is_customers:
-        def customers(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
-                      previous: pd.DataFrame | None, previous_profiles: pd.DataFrame | None):
-            yield from run(context, settings.get(), previous, previous_profiles)
-
-        return decorator(customers)
-
+    @dg.multi_asset(
+        name=f"ingest_{source}", outs=outs, partitions_def=partitions, can_subset=True,
+        ins={"previous": dg.AssetIn(key=key, partition_mapping=PREVIOUS_DAY)},
+        # the quarantine of D comes from D's extraction alone: it does not depend on the previous snapshot
+        # (declaring it would shift a backfill of the quarantine by a day)
+        internal_asset_deps={"snapshot": {key}, "quarantine": set()},
+        check_specs=_ingest_checks(key, pk, partitions, files=False),
+    )
     def crm_table(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
                   previous: pd.DataFrame | None):
-        yield from run(context, settings.get(), previous, None)
+        yield from _only_selected(context, _crm_events(context, settings.get(), table_name, key, schema, pk,
+                                                       previous))
 
-    return decorator(crm_table)
+    return crm_table
+
+
+def _crm_events(context: dg.AssetExecutionContext, settings: Settings, table_name: str, key: dg.AssetKey,
+                schema: pa.Schema, pk: Sequence[str], previous: pd.DataFrame | None):
+    first_load = previous is None
+    result = extract_crm_day(table_name, _day(context), settings, first_load=first_load)
+    snapshot = merge_snapshot(table_name, previous, result.clean)
+    table = arrow_table(snapshot, schema)
+    metadata = {**_count_metadata(f"crm_{table_name}", result), "snapshot_rows": len(snapshot), "first_load": first_load}
+    yield dg.Output(table, output_name="snapshot", metadata=metadata)
+    yield dg.Output(arrow_table(result.quarantine, QUARANTINE_SCHEMA), output_name="quarantine",
+                    metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
+    yield from _emit_checks(key, table, schema, pk, result, settings, files=False)
+
+
+def customers_public_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["ingest", "crm_customers"])
+    schema = CRM_SCHEMAS["customers"]
+
+    @dg.asset(
+        key=key, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS,
+        ins={"profiles": dg.AssetIn(key=PROFILES_KEY)},
+        description=(
+            f"{CRM_DESCRIPTIONS['customers']}: the pseudonymised projection of restricted/customer_profiles "
+            "(emails and phones only as keyed hashes; no names, birth dates or addresses)."
+        ),
+        metadata={"dagster/column_schema": column_schema(schema), "primary_key": ["customer_id"]},
+        check_specs=[
+            dg.AssetCheckSpec("customer_id_is_unique", asset=key, blocking=True, partitions_def=partitions),
+            dg.AssetCheckSpec("schema_matches_contract", asset=key, blocking=True, partitions_def=partitions),
+        ],
+    )
+    def crm_customers(profiles: pd.DataFrame):
+        public, _ = split_customer_profiles(profiles)
+        table = arrow_table(public, schema)
+        yield dg.Output(table, metadata={"snapshot_rows": table.num_rows})
+        yield checks.primary_key_is_unique(key, public, ["customer_id"])
+        yield checks.schema_matches(key, table, schema)
+
+    return crm_customers
 
 
 def build_ingestion_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -301,4 +335,5 @@ def build_ingestion_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.
         *(landing_asset(source, partitions) for source in LANDING_SOURCES),
         fx_rates_latest_asset(partitions),
         *(crm_asset(table, partitions) for table in CRM_TABLES),
+        customers_public_asset(partitions),
     ]
