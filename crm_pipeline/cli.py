@@ -209,6 +209,67 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# explain
+
+def _read_partition(settings: Settings, asset_path: str, day: str) -> pd.DataFrame:
+    fs, path = filesystem(join(settings.warehouse_root, asset_path, f"date={day}", "part.parquet"),
+                          settings.storage_options)
+    with fs.open(path, "rb") as f:
+        return pd.read_parquet(f)
+
+
+def _identity_days(settings: Settings) -> list[str]:
+    fs, path = filesystem(join(settings.warehouse_root, "identity", "identity_map"), settings.storage_options)
+    if not fs.exists(path):
+        return []
+    return sorted(p.rstrip("/").rsplit("date=", 1)[-1] for p in fs.ls(path, detail=False) if "date=" in p)
+
+
+def explain(settings: Settings, value: str, identifier_type: str | None = None,
+            day: str | None = None) -> tuple[str, pd.DataFrame]:
+    """(person_id, explanation) for a person id or an identifier (email/phone given in clear are hashed)."""
+    from crm_pipeline.identity.graph import IdentityState, explain_person
+    from crm_pipeline.ingestion.normalise import normalise_email, normalise_phone, pseudonymise
+
+    days = _identity_days(settings)
+    if not days:
+        raise SystemExit(f"no identity_map under {settings.warehouse_root}: run the identity stage first")
+    day = day or days[-1]
+    if day not in days:
+        raise SystemExit(f"identity_map has no partition {day} (it has {days[0]} .. {days[-1]})")
+    idmap = _read_partition(settings, "identity/identity_map", day)
+    links = _read_partition(settings, "identity/identity_link_state", day)
+    merges = pd.concat([_read_partition(settings, "identity/identity_merges", d) for d in days if d <= day],
+                       ignore_index=True)
+    person_id = value
+    if identifier_type:
+        lookup = pd.Series([value], dtype="string")
+        if identifier_type == "email":
+            lookup = pseudonymise(normalise_email(lookup), settings.pii_key)
+        elif identifier_type == "phone":
+            lookup = pseudonymise(normalise_phone(lookup, settings.phone_region), settings.pii_key)
+        hit = idmap[(idmap["identifier_type"] == identifier_type) & (idmap["identifier"] == lookup.iloc[0])]
+        if hit.empty:
+            raise SystemExit(f"{identifier_type} {value!r} is not in identity_map {day}")
+        person_id = str(hit["person_id"].iloc[0])
+    state = IdentityState(map=idmap, links=links, rejections=idmap.iloc[0:0])
+    return person_id, explain_person(person_id, state, merges=merges)
+
+
+def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
+    person_id, table = explain(settings, args.value, args.type, args.day)
+    print(f"person {person_id}: {int((table['row_kind'] == 'identifier').sum())} identifiers, "
+          f"{int((table['row_kind'] == 'link').sum())} links")
+    shown = table.copy()
+    for side in ("a", "b"):  # 64-hex pseudonyms: the first 12 characters identify them on screen
+        hashed = shown[f"identifier_type_{side}"].isin(["email", "phone"])
+        shown.loc[hashed, f"identifier_{side}"] = shown.loc[hashed, f"identifier_{side}"].str.slice(0, 12) + "…"
+    with pd.option_context("display.max_rows", 500, "display.width", 250):
+        print(shown.to_string(index=False))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # demo
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -256,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="which days are materialised, and quarantine counts")
     status.set_defaults(func=cmd_status)
+
+    expl = sub.add_parser("explain", help="why a person's identifiers are together: its links, rules and scores")
+    expl.add_argument("value", help="a person_id, or an identifier with --type")
+    expl.add_argument("--type", choices=["customer_id", "email", "phone", "device_id", "anonymous_id"],
+                      default=None, help="VALUE is an identifier of this type (emails and phones in clear)")
+    expl.add_argument("--day", default=None, help="identity as of this day (default: the newest)")
+    expl.set_defaults(func=cmd_explain)
 
     demo = sub.add_parser("demo", help="generate sample data if none, run it end to end, show where outputs are")
     demo.set_defaults(func=cmd_demo)

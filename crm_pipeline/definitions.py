@@ -7,6 +7,7 @@ Dagster calls it when it loads the code location.
 
 import dagster as dg
 
+from crm_pipeline.identity.assets import build_identity_assets
 from crm_pipeline.ingestion.assets import build_ingestion_assets
 from crm_pipeline.resources import PipelineSettingsResource
 from crm_pipeline.settings import Settings
@@ -24,7 +25,7 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
 
 def build_definitions(settings: Settings, *, secrets_from_env: bool = True) -> dg.Definitions:
     partitions = daily_partitions(settings)
-    assets = [*build_ingestion_assets(partitions)]
+    assets = [*build_ingestion_assets(partitions), *build_identity_assets(partitions)]
 
     daily_job = dg.define_asset_job(
         DAILY_JOB_NAME,

@@ -26,6 +26,12 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     phone_region: str = "US"
     quarantine_warn_rate: float = 0.05
     crm_chunk_size: int = 50_000
+    hub_max_customer_ids: int = 3
+    identity_max_customer_ids: dict[str, int] = Field(default_factory=dict)
+    placeholder_emails: list[str] = Field(default_factory=list)
+    placeholder_phones: list[str] = Field(default_factory=list)
+    fuzzy_match_threshold: float = 0.95
+    ground_truth_root: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -47,6 +53,12 @@ class PipelineSettingsResource(dg.ConfigurableResource):
             phone_region=settings.phone_region,
             quarantine_warn_rate=settings.quarantine_warn_rate,
             crm_chunk_size=settings.crm_chunk_size,
+            hub_max_customer_ids=settings.hub_max_customer_ids,
+            identity_max_customer_ids=dict(settings.identity_max_customer_ids),
+            placeholder_emails=list(settings.placeholder_emails),
+            placeholder_phones=list(settings.placeholder_phones),
+            fuzzy_match_threshold=settings.fuzzy_match_threshold,
+            ground_truth_root=settings.ground_truth_root,
             storage_options=dict(settings.storage_options),
         )
 
@@ -64,5 +76,11 @@ class PipelineSettingsResource(dg.ConfigurableResource):
             phone_region=self.phone_region,
             quarantine_warn_rate=self.quarantine_warn_rate,
             crm_chunk_size=self.crm_chunk_size,
+            hub_max_customer_ids=self.hub_max_customer_ids,
+            identity_max_customer_ids=dict(self.identity_max_customer_ids),
+            placeholder_emails=tuple(self.placeholder_emails),
+            placeholder_phones=tuple(self.placeholder_phones),
+            fuzzy_match_threshold=self.fuzzy_match_threshold,
+            ground_truth_root=self.ground_truth_root,
             storage_options=dict(self.storage_options),
         )

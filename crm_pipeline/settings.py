@@ -22,6 +22,19 @@ def _split_list(value: str) -> tuple[str, ...]:
     return tuple(v.strip().lower() for v in value.split(",") if v.strip())
 
 
+def _parse_limits(value: str) -> dict[str, int]:
+    """`email=1,phone=2` -> {"email": 1, "phone": 2}."""
+    limits: dict[str, int] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        name, sep, number = item.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise ValueError(f"CRM_IDENTITY_MAX_CUSTOMER_IDS: expected type=number items, got {item!r}")
+        limits[name.strip().lower()] = int(number)
+    return limits
+
+
 def _local_or_url(value: str, base: Path) -> str:
     """Absolute local path, or the URL unchanged (s3://..., memory://...)."""
     if "://" in value:
@@ -58,6 +71,17 @@ class Settings:
     quarantine_warn_rate: float = 0.05
     # rows per chunk when streaming CRM tables
     crm_chunk_size: int = 50_000
+    # identity: an identifier co-occurring with more customer_ids than this is a hub and links nothing
+    hub_max_customer_ids: int = 3
+    # identity: cardinality rules, identifier type -> most customer_ids it may belong to (e.g. email -> 1)
+    identity_max_customer_ids: Mapping[str, int] = field(default_factory=dict)
+    # identity: extra placeholder values (clear, as typed) that never link persons, beside the built-in ones
+    placeholder_emails: tuple[str, ...] = ()
+    placeholder_phones: tuple[str, ...] = ()
+    # identity: fuzzy CRM record pairs at or above this match probability are linked
+    fuzzy_match_threshold: float = 0.95
+    # a generated world's ground truth: when set, identity records its precision/recall/F1 against it
+    ground_truth_root: str | None = None
     # extra fsspec storage options for s3:// roots (the endpoint of an S3-compatible server)
     storage_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -85,6 +109,12 @@ class Settings:
             schedule_hour=int(get("CRM_SCHEDULE_HOUR") or 2),
             quarantine_warn_rate=float(get("CRM_QUARANTINE_WARN_RATE") or 0.05),
             crm_chunk_size=int(get("CRM_CHUNK_SIZE") or 50_000),
+            hub_max_customer_ids=int(get("CRM_HUB_MAX_CUSTOMER_IDS") or 3),
+            identity_max_customer_ids=_parse_limits(get("CRM_IDENTITY_MAX_CUSTOMER_IDS") or ""),
+            placeholder_emails=_split_list(get("CRM_PLACEHOLDER_EMAILS") or ""),
+            placeholder_phones=tuple(v.strip() for v in (get("CRM_PLACEHOLDER_PHONES") or "").split(",") if v.strip()),
+            fuzzy_match_threshold=float(get("CRM_FUZZY_MATCH_THRESHOLD") or 0.95),
+            ground_truth_root=_local_or_url(get("CRM_GROUND_TRUTH_ROOT"), base) if get("CRM_GROUND_TRUTH_ROOT") else None,
             storage_options=storage,
         )
         settings.validate()
@@ -98,6 +128,10 @@ class Settings:
             raise ValueError(f"CRM_REPORTING_CURRENCY must be an ISO 4217 code, got {self.reporting_currency!r}")
         if self.crm_chunk_size < 1:
             raise ValueError("CRM_CHUNK_SIZE must be positive")
+        if self.hub_max_customer_ids < 1:
+            raise ValueError("CRM_HUB_MAX_CUSTOMER_IDS must be at least 1")
+        if not 0 < self.fuzzy_match_threshold < 1:
+            raise ValueError("CRM_FUZZY_MATCH_THRESHOLD must be between 0 and 1")
 
     @property
     def is_development_key(self) -> bool:

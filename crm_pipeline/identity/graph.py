@@ -256,8 +256,17 @@ class IdentityConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> IdentityConfig:
-        """The pipeline's key and phone region (so placeholder hashes match ingestion), plus overrides."""
-        return cls(pii_key=settings.pii_key, phone_region=settings.phone_region, **overrides)
+        """The pipeline's key and phone region (so placeholder hashes match ingestion), its hub bound and fuzzy
+        threshold, plus overrides."""
+        values: dict[str, Any] = {
+            "pii_key": settings.pii_key, "phone_region": settings.phone_region,
+            "hub_max_customer_ids": settings.hub_max_customer_ids,
+            "max_customer_ids_per_identifier": dict(settings.identity_max_customer_ids),
+            "placeholder_emails": (*DEFAULT_PLACEHOLDER_EMAILS, *settings.placeholder_emails),
+            "placeholder_phones": (*DEFAULT_PLACEHOLDER_PHONES, *settings.placeholder_phones),
+            "fuzzy_min_probability": settings.fuzzy_match_threshold,
+        }
+        return cls(**{**values, **overrides})
 
     def placeholder_hashes(self) -> dict[str, frozenset[str]]:
         """identifier type -> keyed hashes of the placeholder values, as they appear in clean data."""

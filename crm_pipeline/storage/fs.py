@@ -3,7 +3,7 @@
 import io
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import fsspec
@@ -59,6 +59,7 @@ def write_table_atomic(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table
     write_bytes_atomic(fs, path, table_to_parquet_bytes(table))
 
 
-def read_table(fs: fsspec.AbstractFileSystem, path: str) -> pa.Table:
-    """The whole file in one request (one GET on object stores instead of HEAD + ranged reads)."""
-    return pq.read_table(pa.BufferReader(fs.cat_file(path)))
+def read_table(fs: fsspec.AbstractFileSystem, path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """The file (or only `columns` of it), fetched in one request (one GET on object stores instead of HEAD +
+    ranged reads)."""
+    return pq.read_table(pa.BufferReader(fs.cat_file(path)), columns=list(columns) if columns else None)

@@ -391,3 +391,23 @@ def test_s3_round_trip(s3_server: S3Server) -> None:
 
     local_bytes = fs_module.table_to_parquet_bytes(pa.Table.from_pandas(FRAMES["2026-10-01"]).cast(SCHEMA))
     assert s3.cat_file(f"{prefix}/date=2026-10-01/part.parquet") == local_bytes
+
+
+def test_input_metadata_columns_reads_only_those_columns(tmp_path):
+    daily = dg.DailyPartitionsDefinition(start_date="2026-11-01")
+
+    @dg.asset(partitions_def=daily)
+    def wide() -> pd.DataFrame:
+        return pd.DataFrame({"a": ["x", "y"], "b": [1, 2], "c": [0.5, 1.5]})
+
+    seen: dict[str, list[str]] = {}
+
+    @dg.asset(partitions_def=daily, ins={"wide": dg.AssetIn(metadata={"columns": ["c", "a"]})})
+    def narrow(wide: pd.DataFrame) -> pd.DataFrame:
+        seen["columns"] = list(wide.columns)
+        return wide
+
+    result = dg.materialize([wide, narrow], partition_key="2026-11-02",
+                            resources={"io_manager": ParquetIOManager(base_path=str(tmp_path))})
+    assert result.success
+    assert seen["columns"] == ["c", "a"]
