@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pytest
 
-from crm_pipeline.cli import run_range
+from crm_pipeline.cli import explain, run_range
 from crm_pipeline.generator import generate_world
 from crm_pipeline.settings import Settings
 
@@ -30,7 +30,8 @@ def world(tmp_path_factory) -> Path:
 
 def _settings(world: Path, warehouse: Path) -> Settings:
     return Settings(landing_root=str(world / "landing"), warehouse_root=str(warehouse),
-                    database_url=f"sqlite:///{world / 'crm.sqlite'}", start_date=START)
+                    database_url=f"sqlite:///{world / 'crm.sqlite'}", start_date=START,
+                    ground_truth_root=str(world / "truth"))
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,56 @@ def test_a_late_file_changes_the_day_when_rerun(world, tmp_path):
     added = after[after["event_id"].isin(["late-1", "late-2"])].set_index("event_id")
     assert added.loc["late-1", "channel"] == "seo"
     assert added.loc["late-2", "channel"] == "direct"
+
+
+def _metadata(instance, key: list[str], day: dt.date) -> dict[str, object]:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[day.isoformat()]), limit=1).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def test_identity_maps_every_identifier_to_one_person(materialised):
+    _, warehouse, _, _ = materialised
+    identity = warehouse / "identity"
+    events = pd.read_parquet(warehouse / "ingest" / "events")
+    for i, day in enumerate(DAYS):
+        idmap = pd.read_parquet(identity / "identity_map" / f"date={day}" / "part.parquet")
+        assert not idmap.duplicated(["identifier_type", "identifier"]).any()
+        assert idmap["person_id"].str.fullmatch(r"p_[0-9a-f]{16}").all()
+        seen = events[events["date"].astype(str) <= day.isoformat()]
+        cookies = set(seen["anonymous_id"].dropna())
+        assert cookies <= set(idmap.loc[idmap["identifier_type"] == "anonymous_id", "identifier"])
+        if i:  # the map only grows: every identifier of yesterday is still there
+            before = pd.read_parquet(identity / "identity_map" / f"date={DAYS[i - 1]}" / "part.parquet")
+            assert len(before.merge(idmap, on=["identifier_type", "identifier"])) == len(before)
+    for name in ("identity_map", "identity_links", "identity_merges", "identity_rejections", "fuzzy_matches"):
+        columns = set(pd.read_parquet(identity / name).columns)
+        assert not columns & {"email", "phone", "first_name", "last_name", "date_of_birth", "address_line"}, name
+    rejections = pd.read_parquet(identity / "identity_rejections" / f"date={DAYS[-1]}" / "part.parquet")
+    assert set(rejections["reason"]) <= {"placeholder", "hub", "cardinality"}
+    assert len(rejections) > 0  # the generator's shared devices and placeholder emails are refused
+
+
+def test_identity_quality_against_ground_truth(materialised):
+    _, _, _, instance = materialised
+    md = _metadata(instance, ["identity", "identity_map"], DAYS[-1])
+    assert md["quality_identifiers_precision"] >= 0.99
+    assert md["quality_identifiers_f1_reachable"] >= 0.99
+    assert md["quality_customer_records_f1"] >= 0.99
+    assert md["quality_customer_records_count_true_pairs"] > 0  # the tiny world has duplicate registrations
+
+
+def test_explain_a_person_with_two_customer_records(materialised):
+    settings, warehouse, _, _ = materialised
+    idmap = pd.read_parquet(warehouse / "identity" / "identity_map" / f"date={DAYS[-1]}" / "part.parquet")
+    customers = idmap[idmap["identifier_type"] == "customer_id"]
+    person = customers["person_id"].value_counts().index[0]
+    assert (customers["person_id"] == person).sum() >= 2
+    person_id, table = explain(settings, person)
+    assert person_id == person
+    mine = table[table["row_kind"] == "identifier"]
+    assert set(mine["identifier_a"]) == set(idmap.loc[idmap["person_id"] == person, "identifier"])
+    accepted = table[(table["row_kind"] == "link") & (table["is_accepted"] == True)]  # noqa: E712
+    assert len(accepted) >= len(mine) - 1  # enough accepted links to hold them together
+    cid = customers.loc[customers["person_id"] == person, "identifier"].iloc[0]
+    assert explain(settings, cid, "customer_id")[0] == person
