@@ -19,7 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-GROUPS = ["ingestion"]  # asset groups in graph order; later stages add theirs
+GROUPS = ["ingestion", "identity"]  # asset groups in graph order; later stages add theirs
+QUALITY = ("quality_identifiers_precision", "quality_identifiers_recall", "quality_identifiers_f1",
+           "quality_identifiers_f1_reachable", "quality_customer_records_precision",
+           "quality_customer_records_recall", "quality_customer_records_f1")
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -39,10 +42,16 @@ def _worker(args: argparse.Namespace) -> None:
     with dg.instance_for_test() as instance:  # the bench measures compute, not instance bookkeeping
         rows = run_range(settings, day, day, select=f"group:{args.group}", instance=instance,
                          echo=lambda *_: None)
-    wall = time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        quality: dict[str, float] = {}
+        if args.group == "identity":
+            records = instance.fetch_materializations(dg.AssetKey(["identity", "identity_map"]), limit=1).records
+            metadata = records[0].asset_materialization.metadata if records else {}
+            quality = {k: float(metadata[k].value) for k in QUALITY if k in metadata}
+            rows = [{"rows_in": metadata["count_identifiers"].value}] if "count_identifiers" in metadata else []
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"wall_s": wall, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024,
-                      "rows_in": sum(int(r["rows_in"]) for r in rows)}))
+                      "rows_in": sum(int(r["rows_in"]) for r in rows), "quality": quality}))
 
 
 def main() -> int:
@@ -62,7 +71,8 @@ def main() -> int:
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="crm-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CRM_LANDING_ROOT": str(folder / "landing"), "CRM_WAREHOUSE_ROOT": str(folder / "warehouse"),
-           "CRM_DATABASE_URL": f"sqlite:///{folder / 'crm.sqlite'}", "CRM_START_DATE": args.start}
+           "CRM_DATABASE_URL": f"sqlite:///{folder / 'crm.sqlite'}", "CRM_START_DATE": args.start,
+           "CRM_GROUND_TRUTH_ROOT": str(folder / "ground_truth")}
     start = dt.date.fromisoformat(args.start)
     print(f"benchmark: scale={args.scale} days={args.days} folder={folder}")
 
@@ -86,6 +96,8 @@ def main() -> int:
             totals.setdefault(group, []).append(figures["wall_s"])
             print(f"{day:<12}{group:<14}{figures['wall_s']:>9.1f}{figures['peak_mb']:>10.0f}"
                   f"{figures['baseline_mb']:>10.0f}{figures['rows_in']:>12,}{rate:>12,.0f}")
+            if figures["quality"]:
+                print("    " + "  ".join(f"{k.removeprefix('quality_')}={v:.4f}" for k, v in figures["quality"].items()))
     print()
     for group, walls in totals.items():
         print(f"{group}: mean {sum(walls) / len(walls):.1f} s/day, max {max(walls):.1f} s/day")

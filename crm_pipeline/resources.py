@@ -27,6 +27,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     quarantine_warn_rate: float = 0.05
     crm_chunk_size: int = 50_000
     hub_max_customer_ids: int = 3
+    identity_refuse_shared: bool = True
     identity_max_customer_ids: dict[str, int] = Field(default_factory=dict)
     placeholder_emails: list[str] = Field(default_factory=list)
     placeholder_phones: list[str] = Field(default_factory=list)
@@ -54,6 +55,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
             quarantine_warn_rate=settings.quarantine_warn_rate,
             crm_chunk_size=settings.crm_chunk_size,
             hub_max_customer_ids=settings.hub_max_customer_ids,
+            identity_refuse_shared=settings.identity_refuse_shared,
             identity_max_customer_ids=dict(settings.identity_max_customer_ids),
             placeholder_emails=list(settings.placeholder_emails),
             placeholder_phones=list(settings.placeholder_phones),
@@ -77,6 +79,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
             quarantine_warn_rate=self.quarantine_warn_rate,
             crm_chunk_size=self.crm_chunk_size,
             hub_max_customer_ids=self.hub_max_customer_ids,
+            identity_refuse_shared=self.identity_refuse_shared,
             identity_max_customer_ids=dict(self.identity_max_customer_ids),
             placeholder_emails=tuple(self.placeholder_emails),
             placeholder_phones=tuple(self.placeholder_phones),

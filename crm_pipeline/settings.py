@@ -73,6 +73,8 @@ class Settings:
     crm_chunk_size: int = 50_000
     # identity: an identifier co-occurring with more customer_ids than this is a hub and links nothing
     hub_max_customer_ids: int = 3
+    # identity: refuse identifiers seen with 2..K customer_ids that no other evidence puts in one person
+    identity_refuse_shared: bool = True
     # identity: cardinality rules, identifier type -> most customer_ids it may belong to (e.g. email -> 1)
     identity_max_customer_ids: Mapping[str, int] = field(default_factory=dict)
     # identity: extra placeholder values (clear, as typed) that never link persons, beside the built-in ones
@@ -110,6 +112,8 @@ class Settings:
             quarantine_warn_rate=float(get("CRM_QUARANTINE_WARN_RATE") or 0.05),
             crm_chunk_size=int(get("CRM_CHUNK_SIZE") or 50_000),
             hub_max_customer_ids=int(get("CRM_HUB_MAX_CUSTOMER_IDS") or 3),
+            identity_refuse_shared=(get("CRM_IDENTITY_REFUSE_SHARED") or "true").strip().lower()
+            not in ("0", "false", "no", "off"),
             identity_max_customer_ids=_parse_limits(get("CRM_IDENTITY_MAX_CUSTOMER_IDS") or ""),
             placeholder_emails=_split_list(get("CRM_PLACEHOLDER_EMAILS") or ""),
             placeholder_phones=tuple(v.strip() for v in (get("CRM_PLACEHOLDER_PHONES") or "").split(",") if v.strip()),

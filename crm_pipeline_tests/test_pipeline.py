@@ -159,7 +159,7 @@ def test_identity_maps_every_identifier_to_one_person(materialised):
         columns = set(pd.read_parquet(identity / name).columns)
         assert not columns & {"email", "phone", "first_name", "last_name", "date_of_birth", "address_line"}, name
     rejections = pd.read_parquet(identity / "identity_rejections" / f"date={DAYS[-1]}" / "part.parquet")
-    assert set(rejections["reason"]) <= {"placeholder", "hub", "cardinality"}
+    assert set(rejections["reason"]) <= {"placeholder", "hub", "cardinality", "shared"}
     assert len(rejections) > 0  # the generator's shared devices and placeholder emails are refused
 
 

@@ -11,7 +11,10 @@ Why each piece is the way it is:
   known placeholder (configured clear values, hashed with the pipeline's key so they match the ingestion
   hashes), a *hub* (directly co-occurring with more than `hub_max_customer_ids` distinct customer_ids:
   a family tablet, an office cookie), or breaks a cardinality rule (`max_customer_ids_per_identifier`,
-  e.g. an email belongs to one customer_id). Refusals are reported with their evidence.
+  e.g. an email belongs to one customer_id), or is *shared*: it co-occurred with two to K customer_ids that
+  no other evidence puts in one person (a tablet shared by a couple is no reason to merge them, while the
+  cookie of a human with two registrations that fuzzy matching links is accepted). Refusals are reported
+  with their evidence.
 - **Stable ids.** Downstream aggregates store person ids, so an id must not change because unrelated data
   arrived. A person that is new today gets the smallest *natural id* (`p_` + 16 hex of sha256("type:value"))
   among its identifiers with the earliest first_seen_date (`natural_person_id`). When
@@ -120,7 +123,7 @@ IDENTITY_MAP_SCHEMA = pa.schema(
         pa.field("person_id", _S, nullable=False),
         pa.field("first_seen_date", _D, nullable=False),
         pa.field("last_seen_date", _D, nullable=False),
-        pa.field("is_refused", pa.bool_(), nullable=False),  # placeholder/hub/cardinality: a singleton person
+        pa.field("is_refused", pa.bool_(), nullable=False),  # placeholder/hub/cardinality/shared: a singleton
     ]
 )
 # One row per accepted link (grain: both identifiers + rule). a/b ordered by (identifier_type, identifier).
@@ -142,7 +145,7 @@ LINK_STATE_SCHEMA = pa.schema(
         *IDENTITY_LINKS_SCHEMA,
         pa.field("link_origin", _S, nullable=False),  # landing (accumulates) | crm | fuzzy (replaced daily)
         pa.field("is_accepted", pa.bool_(), nullable=False),
-        pa.field("refusal_reason", _S),  # placeholder | hub | cardinality | below_min_probability
+        pa.field("refusal_reason", _S),  # placeholder | hub | cardinality | shared | below_min_probability
         # row numbers of identifier_a / identifier_b in the identity_map of the same day: tomorrow's run reads
         # yesterday's links by position instead of re-hashing millions of identifiers (verified, see
         # _link_positions)
@@ -165,7 +168,7 @@ IDENTITY_REJECTIONS_SCHEMA = pa.schema(
     [
         pa.field("identifier_type", _S, nullable=False),
         pa.field("identifier", _S, nullable=False),
-        pa.field("reason", _S, nullable=False),  # placeholder | hub | cardinality
+        pa.field("reason", _S, nullable=False),  # placeholder | hub | cardinality | shared
         pa.field("count_customer_ids", pa.int64(), nullable=False),  # distinct customer_ids it co-occurred with
         pa.field("count_links", pa.int64(), nullable=False),  # distinct identifiers it is linked with
         pa.field("first_rejected_date", _D, nullable=False),
@@ -209,7 +212,7 @@ IDENTITY_EXPLANATION_SCHEMA = pa.schema(
     ]
 )
 
-_REFUSAL_REASONS: tuple[str, ...] = ("placeholder", "hub", "cardinality")  # precedence order
+_REFUSAL_REASONS: tuple[str, ...] = ("placeholder", "hub", "cardinality", "shared")  # precedence order
 _BELOW_MIN = "below_min_probability"
 
 DEFAULT_PLACEHOLDER_EMAILS: tuple[str, ...] = (
@@ -239,6 +242,9 @@ class IdentityConfig:
     hub_max_customer_ids: int = 3
     max_customer_ids_per_identifier: Mapping[str, int] = field(default_factory=dict)
     hub_max_linked_identifiers: int | None = None
+    # refuse an identifier seen with 2..K customer_ids that no other evidence joins into one person (the
+    # pipeline turns this on through CRM_IDENTITY_REFUSE_SHARED; off, only the hub bound K applies)
+    refuse_shared_identifiers: bool = False
     placeholder_emails: tuple[str, ...] = DEFAULT_PLACEHOLDER_EMAILS
     placeholder_phones: tuple[str, ...] = DEFAULT_PLACEHOLDER_PHONES
     fuzzy_min_probability: float = 0.9
@@ -265,6 +271,7 @@ class IdentityConfig:
             "placeholder_emails": (*DEFAULT_PLACEHOLDER_EMAILS, *settings.placeholder_emails),
             "placeholder_phones": (*DEFAULT_PLACEHOLDER_PHONES, *settings.placeholder_phones),
             "fuzzy_min_probability": settings.fuzzy_match_threshold,
+            "refuse_shared_identifiers": settings.identity_refuse_shared,
         }
         return cls(**{**values, **overrides})
 
@@ -752,7 +759,30 @@ def _guards(g: _Graph, config: IdentityConfig) -> tuple[np.ndarray, np.ndarray, 
     reason = np.full(n, -1, dtype=np.int8)
     for code, mask in reversed(list(enumerate((placeholder, hub, cardinality)))):  # first reason wins
         reason[mask] = code
+    if config.refuse_shared_identifiers:
+        shared = _shared(g, config, reason >= 0, count_cids, other, cid)
+        reason[shared] = _REFUSAL_REASONS.index("shared")
     return reason >= 0, reason, count_cids.astype(np.int64), count_links.astype(np.int64)
+
+
+def _shared(g: _Graph, config: IdentityConfig, refused: np.ndarray, count_cids: np.ndarray,
+            ident: np.ndarray, cid: np.ndarray) -> np.ndarray:
+    """Identifiers seen with 2..K customer_ids that stay in different persons without such identifiers.
+
+    The persons are the components of every acceptable link except those touching an identifier with several
+    customer_ids; an identifier whose customer_ids fall into more than one of them is the only thing joining
+    those customers, so it is shared (a family tablet), not evidence. Vectorised: one extra components pass.
+    """
+    n = g.n
+    multi = (g.node_type != _CUSTOMER) & (count_cids >= 2) & ~refused
+    if not multi.any():
+        return multi
+    weak = (g.link_origin == _FUZZY) & (g.link_score < config.fuzzy_min_probability)
+    usable = ~weak & ~(refused | multi)[g.link_a] & ~(refused | multi)[g.link_b]
+    _, labels = _components(n, g.link_a[usable], g.link_b[usable])
+    take = multi[ident]
+    distinct = _unique_sorted(ident[take] * n + labels[cid[take]])
+    return multi & (np.bincount(distinct // n, minlength=n) > 1)
 
 
 def _unique_sorted(values: np.ndarray) -> np.ndarray:

@@ -513,4 +513,55 @@ def test_ground_truth_pairwise_f1_on_a_generated_world(tmp_path: Path):
     placeholders = set(truth.loc[truth["is_placeholder"].to_numpy(dtype=bool), "identifier"])
     seen = set(result.identity_map["identifier"])
     assert placeholders & seen <= refused
-    assert np.isin(result.identity_rejections["reason"], ["placeholder", "hub", "cardinality"]).all()
+    assert np.isin(result.identity_rejections["reason"], ["placeholder", "hub", "cardinality", "shared"]).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# shared identifiers (refuse_shared_identifiers, on in the pipeline)
+
+SHARED = IdentityConfig(refuse_shared_identifiers=True)
+
+
+def test_a_tablet_shared_by_a_couple_merges_nobody():
+    # two customers log in on one tablet (2 <= K customer_ids) and nothing else links them
+    r = run(D1, events=rows(customer_id=["C1", "C2"], device_id=["t1", "t1"]), config=SHARED)
+    got = person_of(r)
+    assert got[("customer_id", "C1")] != got[("customer_id", "C2")]
+    assert got[("device_id", "t1")] not in {got[("customer_id", "C1")], got[("customer_id", "C2")]}
+    rejections = r.identity_rejections.set_index(["identifier_type", "identifier"])
+    assert rejections.loc[("device_id", "t1"), "reason"] == "shared"
+    assert rejections.loc[("device_id", "t1"), "count_customer_ids"] == 2
+    # without the rule the hub bound alone (K = 3) lets the tablet merge them
+    plain = person_of(run(D1, events=rows(customer_id=["C1", "C2"], device_id=["t1", "t1"])))
+    assert plain[("customer_id", "C1")] == plain[("customer_id", "C2")]
+
+
+def test_a_cookie_of_one_human_with_two_registrations_is_accepted():
+    # C1 and C2 are one human (fuzzy match); their cookie is evidence of that person, not a shared device
+    fuzzy = pd.DataFrame({"customer_id_a": ["C1"], "customer_id_b": ["C2"], "match_probability": [0.99],
+                          "rule": ["fuzzy_profile"]})
+    r = run(D1, events=rows(customer_id=["C1", "C2"], anonymous_id=["k1", "k1"]), fuzzy=fuzzy, config=SHARED)
+    got = person_of(r)
+    assert got[("customer_id", "C1")] == got[("customer_id", "C2")] == got[("anonymous_id", "k1")]
+    assert r.identity_rejections.empty
+
+
+def test_an_email_on_two_unlinked_records_is_shared_too():
+    # the same email on two CRM records whose profiles do not match: a family address, not one human
+    crm = {"customers": rows(customer_id=["C1", "C2"], email_hash=["e1", "e1"], phone_hash=[None, None])}
+    r = run(D1, crm=crm, config=SHARED)
+    assert person_of(r)[("customer_id", "C1")] != person_of(r)[("customer_id", "C2")]
+    assert r.identity_rejections["reason"].tolist() == ["shared"]
+
+
+def test_a_shared_cookie_is_accepted_once_other_evidence_joins_its_customers():
+    day1 = run(D1, events=rows(customer_id=["C1", "C2"], anonymous_id=["k1", "k1"]), config=SHARED)
+    assert person_of(day1)[("customer_id", "C1")] != person_of(day1)[("customer_id", "C2")]
+    # day 2: fuzzy matching finds the two records are one human -> one person, the cookie with it
+    fuzzy = pd.DataFrame({"customer_id_a": ["C1"], "customer_id_b": ["C2"], "match_probability": [0.99],
+                          "rule": ["fuzzy_profile"]})
+    day2 = run(D2, day1.state, fuzzy=fuzzy, config=SHARED)
+    got = person_of(day2)
+    assert got[("customer_id", "C1")] == got[("customer_id", "C2")] == got[("anonymous_id", "k1")]
+    assert set(day2.identity_merges["kind"]) == {"merge"}
+    assert day2.identity_rejections.empty
