@@ -272,6 +272,25 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # demo
 
+def print_identity_summary(day: dt.date) -> None:
+    """Persons, merges, splits and quality (when a ground truth is configured) of the day's identity map."""
+    records = _ensure_instance().fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["identity", "identity_map"]), asset_partitions=[day.isoformat()]),
+        limit=1).records
+    if not records:
+        return
+    md = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+    print(f"\nIdentity on {day}: {md.get('count_identifiers')} identifiers -> {md.get('persons')} persons "
+          f"({md.get('count_merges')} merges, {md.get('count_splits')} splits today, "
+          f"{md.get('count_refused_identifiers')} identifiers refused)")
+    if "quality_identifiers_precision" in md:
+        print("  against the ground truth: identifiers precision {:.4f}, recall {:.4f} (reachable {:.4f}); "
+              "duplicate customer records precision {:.4f}, recall {:.4f}, F1 {:.4f}".format(
+                  md["quality_identifiers_precision"], md["quality_identifiers_recall"],
+                  md["quality_identifiers_recall_reachable"], md["quality_customer_records_precision"],
+                  md["quality_customer_records_recall"], md["quality_customer_records_f1"]))
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the sample world if there is none, run its whole date range, say where everything is."""
     truth = truth_root_for(settings)
@@ -282,9 +301,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                                         bad_rate=0.01), settings)
     manifest = json.loads(manifest_path.read_text())
     start, end = dt.date.fromisoformat(manifest["start"]), dt.date.fromisoformat(manifest["end"])
+    if not settings.ground_truth_root:  # the sample world knows its true persons: score identity against them
+        settings = settings.with_overrides(ground_truth_root=truth)
     print(f"Running the pipeline for {start} .. {end} ...")
     rows = run_range(settings, max(start, settings.start_date), end)
     print_counts(rows)
+    print_identity_summary(end)
     print()
     cmd_status(args, settings)
     print(f"\nOutputs (Hive-partitioned Parquet): {settings.warehouse_root}")

@@ -153,8 +153,7 @@ def merges_consistent_with_map(merges: pd.DataFrame, identity_map: pd.DataFrame)
     )
 
 
-# In yield order: the link state first, the map after it, the merges last (outputs that read another output's
-# key must come after it).
+# The tables the identity step writes: key, Arrow schema, primary key, description.
 OUTPUTS: dict[str, tuple[dg.AssetKey, pa.Schema, list[str], str]] = {
     "identity_link_state": (LINK_STATE_KEY, LINK_STATE_SCHEMA,
                             ["identifier_type_a", "identifier_a", "identifier_type_b", "identifier_b", "rule"], (
@@ -205,15 +204,16 @@ def identity_graph_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
 
     @dg.multi_asset(
         name="identity_graph", outs=outs, ins=ins, partitions_def=partitions, check_specs=check_specs,
-        # Every output is computed from yesterday's map, link state and rejections together. Dagster's asset
-        # graph must stay acyclic across assets, so each output declares its own previous day and the link
-        # state (whose rows address yesterday's map), never a cross pair in both directions.
+        # Every output is computed from yesterday's map, link state and rejections together, but each output
+        # declares only the day's facts and its own previous day. Declaring the cross reads (map <- link
+        # state of D-1, ...) would either be a cycle between assets or shift a backfill of D..E to D..E+1
+        # for some outputs of this one non-subsettable step, which the UI refuses.
         internal_asset_deps={
-            "identity_map": {MAP_KEY, LINK_STATE_KEY, *facts},
+            "identity_map": {MAP_KEY, *facts},
             "identity_link_state": {LINK_STATE_KEY, *facts},
-            "identity_links": {LINK_STATE_KEY, *facts},
-            "identity_rejections": {REJECTIONS_KEY, LINK_STATE_KEY, *facts},
-            "identity_merges": {MAP_KEY, LINK_STATE_KEY, *facts},
+            "identity_rejections": {REJECTIONS_KEY, *facts},
+            "identity_links": set(facts),
+            "identity_merges": set(facts),
         },
     )
     def identity_graph(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
