@@ -5,11 +5,14 @@ after the last day are not there yet (NULL), and `updated_at` is the latest step
 """
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+
+from crm_pipeline.ingestion.crm import CRM_SOURCE_COLUMNS
 
 from .common import (
     NA_TS,
@@ -33,28 +36,8 @@ from .population import Population
 
 log = logging.getLogger(__name__)
 
-CRM_TABLES: dict[str, tuple[str, ...]] = {
-    "customers": (
-        "customer_id", "created_at", "updated_at", "email", "phone", "first_name", "last_name", "date_of_birth",
-        "address_line", "city", "postcode", "region", "country", "acquisition_channel", "marketing_consent",
-    ),
-    "leads": (
-        "lead_id", "created_at", "updated_at", "source", "email", "phone", "customer_id", "first_response_at",
-        "qualified_at", "converted_at", "status",
-    ),
-    "opportunities": (
-        "opportunity_id", "lead_id", "customer_id", "created_at", "updated_at", "closed_at", "stage", "amount",
-        "opportunity_type",
-    ),
-    "support_tickets": (
-        "ticket_id", "customer_id", "email", "created_at", "updated_at", "first_response_at", "resolved_at",
-        "contact_count", "reopened", "channel",
-    ),
-    "survey_responses": ("response_id", "customer_id", "email", "responded_at", "updated_at", "survey_type", "score"),
-    "subscription_terms": (
-        "term_id", "subscription_id", "customer_id", "plan", "amount", "term_start", "term_end", "status", "updated_at",
-    ),
-}  # fmt: skip
+# the CRM input contract: the generator writes exactly the columns extraction reads
+CRM_TABLES: Mapping[str, tuple[str, ...]] = CRM_SOURCE_COLUMNS
 TIMESTAMP_COLUMNS = frozenset(
     {"created_at", "updated_at", "first_response_at", "qualified_at", "converted_at", "closed_at", "resolved_at",
      "responded_at", "term_start", "term_end"}

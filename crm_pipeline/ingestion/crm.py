@@ -329,6 +329,12 @@ _SPECS: Mapping[str, _TableSpec] = MappingProxyType(
     }
 )
 
+# The columns of each CRM table as the input contract defines them (sources.md section 2): what an exporter
+# (or the sample generator) writes and what extraction reads.
+CRM_SOURCE_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {table: spec.source_columns for table, spec in _SPECS.items()}
+)
+
 def crm_source_name(table: str) -> str:
     """The source name of a CRM table in quarantine paths and metadata (`crm_<table>`)."""
     _check_table(table)

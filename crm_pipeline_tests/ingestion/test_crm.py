@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from crm_pipeline.ingestion.crm import (
     CRM_SCHEMAS,
+    CRM_SOURCE_COLUMNS,
     CRM_TABLES,
     CUSTOMER_SNAPSHOT_SCHEMA,
     PROFILE_SCHEMA,
@@ -35,30 +36,7 @@ from crm_pipeline.settings import Settings
 
 DAY = dt.date(2026, 10, 1)
 
-# The CRM tables' columns as sources.md section 2 defines them (the public input contract).
-SOURCE_COLUMNS: Mapping[str, tuple[str, ...]] = {
-    "customers": (
-        "customer_id", "created_at", "updated_at", "email", "phone", "first_name", "last_name", "date_of_birth",
-        "address_line", "city", "postcode", "region", "country", "acquisition_channel", "marketing_consent",
-    ),
-    "leads": (
-        "lead_id", "created_at", "updated_at", "source", "email", "phone", "customer_id", "first_response_at",
-        "qualified_at", "converted_at", "status",
-    ),
-    "opportunities": (
-        "opportunity_id", "lead_id", "customer_id", "created_at", "updated_at", "closed_at", "stage", "amount",
-        "opportunity_type",
-    ),
-    "support_tickets": (
-        "ticket_id", "customer_id", "email", "created_at", "updated_at", "first_response_at", "resolved_at",
-        "contact_count", "reopened", "channel",
-    ),
-    "survey_responses": ("response_id", "customer_id", "email", "responded_at", "updated_at", "survey_type", "score"),
-    "subscription_terms": (
-        "term_id", "subscription_id", "customer_id", "plan", "amount", "term_start", "term_end", "status",
-        "updated_at",
-    ),
-}
+SOURCE_COLUMNS = CRM_SOURCE_COLUMNS  # the CRM tables' columns of the input contract
 PRIMARY_KEYS = {
     "customers": "customer_id", "leads": "lead_id", "opportunities": "opportunity_id",
     "support_tickets": "ticket_id", "survey_responses": "response_id", "subscription_terms": "term_id",
