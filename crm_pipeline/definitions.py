@@ -5,6 +5,8 @@ module. `defs` is a `@dg.definitions` function, so importing the module reads no
 Dagster calls it when it loads the code location.
 """
 
+import warnings
+
 import dagster as dg
 
 from crm_pipeline.identity.assets import build_identity_assets
@@ -24,6 +26,17 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
 
 
 def build_definitions(settings: Settings, *, secrets_from_env: bool = True) -> dg.Definitions:
+    # Partition-aware checks (a preview feature) and the partition-aware freshness checks (superseded by the
+    # asset-level FreshnessPolicy, which is not partition-aware) are used on purpose; their warnings would
+    # otherwise print once per asset every time the code location loads.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.filterwarnings("ignore", message=".*is superseded.*")
+        return _build_definitions(settings, secrets_from_env=secrets_from_env)
+
+
+def _build_definitions(settings: Settings, *, secrets_from_env: bool) -> dg.Definitions:
     partitions = daily_partitions(settings)
     assets = [*build_ingestion_assets(partitions), *build_identity_assets(partitions)]
 
