@@ -1040,10 +1040,11 @@ def attach_person_id(frame: pd.DataFrame, identity_map: pd.DataFrame) -> pd.Seri
         sub = identity_map.loc[(types == name).to_numpy()]
         index = pd.Index(sub["identifier"].astype("string").to_numpy())
         person = pd.Series(sub["person_id"].astype("string").to_numpy(), index=index)
-        refused = pd.Series(refused_col.loc[sub.index].to_numpy(), index=index)
+        refused_values = index[refused_col.loc[sub.index].to_numpy(dtype=bool)]
         values = frame[column].astype("string")
         found = values.map(person)
-        is_refused = values.map(refused).fillna(False).astype(bool)
+        # isin, not map + fillna: an all-missing column maps to an Arrow null array that cannot be filled
+        is_refused = values.isin(refused_values).to_numpy(dtype=bool)
         usable = found.notna() & ~is_refused
         out = out.mask(out.isna() & usable, found)
         fallback = fallback.mask(fallback.isna() & found.notna() & is_refused, found)
