@@ -9,6 +9,7 @@ import warnings
 
 import dagster as dg
 
+from crm_pipeline.attribution.assets import build_attribution_assets
 from crm_pipeline.identity.assets import build_identity_assets
 from crm_pipeline.ingestion.assets import build_ingestion_assets
 from crm_pipeline.resources import PipelineSettingsResource
@@ -38,7 +39,8 @@ def build_definitions(settings: Settings, *, secrets_from_env: bool = True) -> d
 
 def _build_definitions(settings: Settings, *, secrets_from_env: bool) -> dg.Definitions:
     partitions = daily_partitions(settings)
-    assets = [*build_ingestion_assets(partitions), *build_identity_assets(partitions)]
+    assets = [*build_ingestion_assets(partitions), *build_identity_assets(partitions),
+              *build_attribution_assets(partitions)]
 
     daily_job = dg.define_asset_job(
         DAILY_JOB_NAME,

@@ -186,3 +186,25 @@ def test_explain_a_person_with_two_customer_records(materialised):
     assert len(accepted) >= len(mine) - 1  # enough accepted links to hold them together
     cid = customers.loc[customers["person_id"] == person, "identifier"].iloc[0]
     assert explain(settings, cid, "customer_id")[0] == person
+
+
+def test_attribution_reconciles_with_the_days_orders(materialised):
+    _, warehouse, _, _ = materialised
+    for day in DAYS:
+        orders = pd.read_parquet(warehouse / "ingest" / "orders" / f"date={day}" / "part.parquet")
+        journeys = pd.read_parquet(warehouse / "attribution" / "journeys" / f"date={day}" / "part.parquet")
+        credits = pd.read_parquet(warehouse / "attribution" / "order_attribution" / f"date={day}" / "part.parquet")
+        assert sorted(journeys["order_id"]) == sorted(orders["order_id"])  # one journey per order of the day
+        per_model = credits.groupby("model")["attributed_revenue"].sum()
+        assert set(per_model.index) == {"first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
+                                        "position_based"}
+        assert (per_model - orders["net_revenue"].sum()).abs().max() < 0.005  # to the cent
+        sums = credits.groupby(["order_id", "model"])["credit"].sum()
+        assert ((sums - 1).abs() < 1e-9).all()
+        no_touch = journeys.loc[journeys["count_touches"] == 0, "order_id"]
+        unattributed = credits[credits["order_id"].isin(no_touch)]
+        assert set(unattributed["channel"]) <= {"(unattributed)"}
+    touches = pd.read_parquet(warehouse / "attribution" / "touches")
+    assert set(touches["event_type"]) <= {"ad_click", "email_click", "sms_click", "push_open", "social_interaction",
+                                          "session_start", "browser_app_click", "app_open"}
+    assert touches["person_id"].notna().all()
