@@ -197,7 +197,7 @@ def test_attribution_reconciles_with_the_days_orders(materialised):
         assert sorted(journeys["order_id"]) == sorted(orders["order_id"])  # one journey per order of the day
         per_model = credits.groupby("model")["attributed_revenue"].sum()
         assert set(per_model.index) == {"first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
-                                        "position_based"}
+                                        "position_based", "markov", "shapley"}
         assert (per_model - orders["net_revenue"].sum()).abs().max() < 0.005  # to the cent
         sums = credits.groupby(["order_id", "model"])["credit"].sum()
         assert ((sums - 1).abs() < 1e-9).all()
@@ -208,3 +208,22 @@ def test_attribution_reconciles_with_the_days_orders(materialised):
     assert set(touches["event_type"]) <= {"ad_click", "email_click", "sms_click", "push_open", "social_interaction",
                                           "session_start", "browser_app_click", "app_open"}
     assert touches["person_id"].notna().all()
+
+
+def test_data_driven_models_are_trained_on_the_trailing_window(materialised):
+    _, warehouse, _, instance = materialised
+    day = DAYS[-1]
+    values = pd.read_parquet(warehouse / "attribution" / "channel_model_values" / f"date={day}" / "part.parquet")
+    assert set(values["model"]) == {"markov", "shapley"}
+    assert values["value"].ge(0).all()
+    md = _metadata(instance, ["attribution", "channel_model_values"], day)
+    converting = pd.read_parquet(warehouse / "attribution" / "converting_paths" / f"date={day}" / "part.parquet")
+    journeys = pd.read_parquet(warehouse / "attribution" / "journeys")
+    # every order of the window with a touch is a converting training journey
+    assert md["training_converting_journeys"] == len(converting) == int((journeys["count_touches"] > 0).sum())
+    assert md["training_non_converting_journeys"] > 0
+    shapley = values[values["model"] == "shapley"]
+    assert shapley["value"].sum() == pytest.approx(md["shapley_grand_coalition_value"])  # efficiency
+    transitions = pd.read_parquet(warehouse / "attribution" / "markov_transitions" / f"date={day}" / "part.parquet")
+    sums = transitions.groupby("from_state")["probability"].sum()
+    assert ((sums - 1).abs() < 1e-9).all()

@@ -14,6 +14,7 @@ from crm_pipeline.attribution.credits import (
     revenue_gaps,
 )
 from crm_pipeline.attribution.journeys import (
+    JOURNEY_TOUCHES_SCHEMA,
     JOURNEYS_SCHEMA,
     TOUCHES_SCHEMA,
     JourneyConfig,
@@ -21,8 +22,19 @@ from crm_pipeline.attribution.journeys import (
     journey_touches,
     journeys_table,
 )
-from crm_pipeline.attribution.models import HEURISTIC_MODELS
+from crm_pipeline.attribution.models import MODELS
+from crm_pipeline.attribution.training import (
+    CHANNEL_MODEL_VALUES_SCHEMA,
+    CONVERTING_PATHS_SCHEMA,
+    MARKOV_TRANSITIONS_SCHEMA,
+    PERSON_DAY_PATHS_SCHEMA,
+    TRAINING_DAYS,
+    fit_models,
+    update_converting_paths,
+    update_person_day_paths,
+)
 from crm_pipeline.identity.assets import MAP_KEY
+from crm_pipeline.ingestion.assets import PREVIOUS_DAY
 from crm_pipeline.metadata import arrow_table, column_schema
 from crm_pipeline.resources import OWNERS
 
@@ -31,6 +43,11 @@ KINDS = {"python", "pandas", "parquet"}
 TOUCHES_KEY = dg.AssetKey(["attribution", "touches"])
 JOURNEYS_KEY = dg.AssetKey(["attribution", "journeys"])
 ATTRIBUTION_KEY = dg.AssetKey(["attribution", "order_attribution"])
+JOURNEY_TOUCHES_KEY = dg.AssetKey(["attribution", "journey_touches"])
+CONVERTING_KEY = dg.AssetKey(["attribution", "converting_paths"])
+PERSON_DAYS_KEY = dg.AssetKey(["attribution", "person_day_paths"])
+MODEL_VALUES_KEY = dg.AssetKey(["attribution", "channel_model_values"])
+TRANSITIONS_KEY = dg.AssetKey(["attribution", "markov_transitions"])
 ATTRIBUTION_PK = ["order_id", "model", "channel", "campaign_id"]
 MAP_COLUMNS = ["identifier_type", "identifier", "person_id", "is_refused"]
 # reconciliation tolerance: half a cent over the whole day
@@ -75,13 +92,12 @@ def touches_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
     return touches
 
 
-def attribution_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def journeys_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     config = JourneyConfig()
     window_days = math.ceil(config.max_lookback_days)
-    models = HEURISTIC_MODELS
 
     @dg.multi_asset(
-        name="order_attribution",
+        name="journeys",
         partitions_def=partitions,
         outs={
             "journeys": dg.AssetOut(
@@ -92,17 +108,14 @@ def attribution_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefi
                     "before the order), the ordered channel path and the days from the first touch."
                 ),
                 metadata={"dagster/column_schema": column_schema(JOURNEYS_SCHEMA), "primary_key": ["order_id"]}),
-            "order_attribution": dg.AssetOut(
-                key=ATTRIBUTION_KEY, group_name=GROUP, owners=OWNERS, kinds=KINDS,
+            "journey_touches": dg.AssetOut(
+                key=JOURNEY_TOUCHES_KEY, group_name=GROUP, owners=OWNERS, kinds=KINDS,
                 description=(
-                    "One row per order placed on day D x attribution model x credited channel x campaign: the "
-                    "credit (share of the order) and attributed revenue (credit x net revenue). Models: "
-                    + ", ".join(models) + ". An order without touches is credited 1 to (unattributed). For "
-                    "every order and model the credits sum to 1, so each model's attributed revenue equals the "
-                    "day's net revenue to the cent (blocking checks)."
+                    "One row per order placed on day D x touch of its journey (order_id, touch_rank): the touches "
+                    "the attribution models credit, ranked by (touch_at, event_id)."
                 ),
-                metadata={"dagster/column_schema": column_schema(ORDER_ATTRIBUTION_SCHEMA),
-                          "primary_key": ATTRIBUTION_PK, "models": list(models)}),
+                metadata={"dagster/column_schema": column_schema(JOURNEY_TOUCHES_SCHEMA),
+                          "primary_key": ["order_id", "touch_rank"]}),
         },
         ins={
             "orders": dg.AssetIn(key=dg.AssetKey(["ingest", "orders"]), metadata={"columns": [
@@ -113,6 +126,109 @@ def attribution_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefi
         },
         check_specs=[
             dg.AssetCheckSpec("order_id_is_unique", asset=JOURNEYS_KEY, blocking=True, partitions_def=partitions),
+            dg.AssetCheckSpec("order_id_touch_rank_is_unique", asset=JOURNEY_TOUCHES_KEY, blocking=True,
+                              partitions_def=partitions),
+        ],
+    )
+    def journeys(orders: pd.DataFrame, touches: pd.DataFrame, identity_map: pd.DataFrame):
+        touch_rows, order_person = journey_touches(orders, touches, identity_map, config)
+        table = journeys_table(orders, order_person, touch_rows)
+        yield dg.Output(arrow_table(table, JOURNEYS_SCHEMA), output_name="journeys", metadata={
+            "orders": len(table), "orders_with_touches": int((table["count_touches"] > 0).sum()),
+            "touches_in_window": len(touches)})
+        yield dg.Output(arrow_table(touch_rows, JOURNEY_TOUCHES_SCHEMA), output_name="journey_touches",
+                        metadata={"rows": len(touch_rows)})
+        yield checks.primary_key_is_unique(JOURNEYS_KEY, table, ["order_id"])
+        yield checks.primary_key_is_unique(JOURNEY_TOUCHES_KEY, touch_rows, ["order_id", "touch_rank"])
+
+    return journeys
+
+
+def _state_asset(key: dg.AssetKey, schema, upstream: dg.AssetKey, update, description: str,
+                 pk: list[str], partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """A trailing-window training state: yesterday's state + the day's rows of `upstream`."""
+
+    @dg.asset(
+        key=key, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS, description=description,
+        ins={"today": dg.AssetIn(key=upstream),
+             "previous": dg.AssetIn(key=key, partition_mapping=PREVIOUS_DAY)},
+        metadata={"dagster/column_schema": column_schema(schema), "primary_key": pk},
+        check_specs=[dg.AssetCheckSpec(checks.primary_key_check_name(pk), asset=key, blocking=True,
+                                       partitions_def=partitions)],
+    )
+    def state(context: dg.AssetExecutionContext, today: pd.DataFrame, previous: pd.DataFrame | None):
+        frame = update(previous, today, dt.date.fromisoformat(context.partition_key))
+        yield dg.Output(arrow_table(frame, schema), metadata={"rows": len(frame), "first_load": previous is None})
+        yield checks.primary_key_is_unique(key, frame, pk)
+
+    return state
+
+
+def models_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name="attribution_models",
+        partitions_def=partitions,
+        outs={
+            "channel_model_values": dg.AssetOut(
+                key=MODEL_VALUES_KEY, group_name=GROUP, owners=OWNERS, kinds={"python", "scipy", "parquet"},
+                description=(
+                    "One row per data-driven model (markov, shapley) and channel, trained for day D on the "
+                    "journeys of the orders in D-89..D (converting) and the touches of persons without an order "
+                    "there (non-converting): the Markov removal effect (exact absorbing-chain computation) and the "
+                    "set-based Shapley value, with each value's share."
+                ),
+                metadata={"dagster/column_schema": column_schema(CHANNEL_MODEL_VALUES_SCHEMA),
+                          "primary_key": ["model", "channel"]}),
+            "markov_transitions": dg.AssetOut(
+                key=TRANSITIONS_KEY, group_name=GROUP, owners=OWNERS, kinds={"python", "scipy", "parquet"},
+                description=(
+                    "One row per transition (from_state, to_state) of the first-order Markov chain trained for day "
+                    "D, with its maximum-likelihood probability; states (start), the channels, (conversion), (null)."
+                ),
+                metadata={"dagster/column_schema": column_schema(MARKOV_TRANSITIONS_SCHEMA),
+                          "primary_key": ["from_state", "to_state"]}),
+        },
+        ins={"converting_paths": dg.AssetIn(key=CONVERTING_KEY), "person_day_paths": dg.AssetIn(key=PERSON_DAYS_KEY)},
+        check_specs=[
+            dg.AssetCheckSpec("model_channel_is_unique", asset=MODEL_VALUES_KEY, blocking=True,
+                              partitions_def=partitions),
+            dg.AssetCheckSpec("transitions_are_stochastic", asset=TRANSITIONS_KEY, blocking=True,
+                              partitions_def=partitions,
+                              description="the probabilities out of every non-absorbing state sum to 1"),
+        ],
+    )
+    def attribution_models(converting_paths: pd.DataFrame, person_day_paths: pd.DataFrame):
+        values, transitions, counts = fit_models(converting_paths, person_day_paths)
+        yield dg.Output(arrow_table(values, CHANNEL_MODEL_VALUES_SCHEMA), output_name="channel_model_values",
+                        metadata={**counts, "training_days": TRAINING_DAYS})
+        yield dg.Output(arrow_table(transitions, MARKOV_TRANSITIONS_SCHEMA), output_name="markov_transitions")
+        yield checks.primary_key_is_unique(MODEL_VALUES_KEY, values, ["model", "channel"])
+        out = transitions.groupby("from_state")["probability"].sum()
+        bad = out[(out - 1.0).abs() > 1e-9]
+        yield dg.AssetCheckResult(asset_key=TRANSITIONS_KEY, check_name="transitions_are_stochastic",
+                                  passed=bad.empty, metadata={"states_not_summing_to_one": len(bad)})
+
+    return attribution_models
+
+
+def attribution_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    models = MODELS
+
+    @dg.asset(
+        key=ATTRIBUTION_KEY, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS,
+        description=(
+            "One row per order placed on day D x attribution model x credited channel x campaign: the credit "
+            "(share of the order) and attributed revenue (credit x net revenue). Models: " + ", ".join(models)
+            + " (markov and shapley: value of each journey channel / their sum, trained for D). An order without "
+            "touches is credited 1 to (unattributed). For every order and model the credits sum to 1, so each "
+            "model's attributed revenue equals the day's net revenue to the cent (blocking checks)."
+        ),
+        ins={"journeys": dg.AssetIn(key=JOURNEYS_KEY, metadata={"columns": ["order_id", "net_revenue"]}),
+             "journey_touches": dg.AssetIn(key=JOURNEY_TOUCHES_KEY),
+             "channel_model_values": dg.AssetIn(key=MODEL_VALUES_KEY)},
+        metadata={"dagster/column_schema": column_schema(ORDER_ATTRIBUTION_SCHEMA), "primary_key": ATTRIBUTION_PK,
+                  "models": list(models)},
+        check_specs=[
             dg.AssetCheckSpec("primary_key_is_unique", asset=ATTRIBUTION_KEY, blocking=True,
                               partitions_def=partitions),
             dg.AssetCheckSpec("credits_sum_to_one", asset=ATTRIBUTION_KEY, blocking=True, partitions_def=partitions,
@@ -122,21 +238,17 @@ def attribution_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefi
                               description="per model, attributed revenue = the day's net revenue to the cent"),
         ],
     )
-    def order_attribution_assets(orders: pd.DataFrame, touches: pd.DataFrame, identity_map: pd.DataFrame):
-        touch_rows, order_person = journey_touches(orders, touches, identity_map, config)
-        journeys = journeys_table(orders, order_person, touch_rows)
-        attribution = order_attribution(orders, touch_rows, models=models)
-        yield dg.Output(arrow_table(journeys, JOURNEYS_SCHEMA), output_name="journeys", metadata={
-            "orders": len(journeys), "orders_with_touches": int((journeys["count_touches"] > 0).sum()),
-            "touches_in_window": len(touches)})
-        yield dg.Output(arrow_table(attribution, ORDER_ATTRIBUTION_SCHEMA), output_name="order_attribution",
-                        metadata={"rows": len(attribution), "net_revenue": float(orders["net_revenue"].sum())})
-        yield checks.primary_key_is_unique(JOURNEYS_KEY, journeys, ["order_id"])
+    def order_attribution_asset(journeys: pd.DataFrame, journey_touches: pd.DataFrame,
+                                channel_model_values: pd.DataFrame):
+        attribution = order_attribution(journeys, journey_touches, models=models,
+                                        channel_values=channel_model_values)
+        yield dg.Output(arrow_table(attribution, ORDER_ATTRIBUTION_SCHEMA), metadata={
+            "rows": len(attribution), "orders": len(journeys), "net_revenue": float(journeys["net_revenue"].sum())})
         yield checks.primary_key_is_unique(ATTRIBUTION_KEY, attribution, ATTRIBUTION_PK, nullable=["campaign_id"])
-        yield credits_sum_to_one(attribution, orders, models)
-        yield attributed_revenue_reconciles(attribution, orders, models)
+        yield credits_sum_to_one(attribution, journeys, models)
+        yield attributed_revenue_reconciles(attribution, journeys, models)
 
-    return order_attribution_assets
+    return order_attribution_asset
 
 
 def credits_sum_to_one(attribution: pd.DataFrame, orders: pd.DataFrame, models: tuple[str, ...]) -> dg.AssetCheckResult:
@@ -164,4 +276,18 @@ def attributed_revenue_reconciles(attribution: pd.DataFrame, orders: pd.DataFram
 
 
 def build_attribution_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [touches_asset(partitions), attribution_asset(partitions)]
+    return [
+        touches_asset(partitions),
+        journeys_asset(partitions),
+        _state_asset(CONVERTING_KEY, CONVERTING_PATHS_SCHEMA, JOURNEYS_KEY, update_converting_paths, (
+            "One row per order placed in D-89..D with at least one touch: its journey's channel path. The "
+            "converting half of the data-driven models' training set, kept as a trailing-window state (state D "
+            "= state D-1 without the day that left the window + the orders of D)."), ["order_id"], partitions),
+        _state_asset(PERSON_DAYS_KEY, PERSON_DAY_PATHS_SCHEMA, TOUCHES_KEY, update_person_day_paths, (
+            "One row per person and day in D-89..D with touches: that day's channels in touch order. Persons "
+            "without an order in the window form the non-converting half of the training set (state D = state "
+            "D-1 without the day that left the window + the touches of D)."), ["person_id", "touch_date"],
+            partitions),
+        models_asset(partitions),
+        attribution_asset(partitions),
+    ]

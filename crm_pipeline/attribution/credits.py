@@ -4,7 +4,12 @@ revenue reconciles exactly to net revenue. Dagster-free."""
 import pandas as pd
 import pyarrow as pa
 
-from crm_pipeline.attribution.models import HEURISTIC_MODELS, heuristic_credits, unattributed_credits
+from crm_pipeline.attribution.models import (
+    HEURISTIC_MODELS,
+    data_driven_credits,
+    heuristic_credits,
+    unattributed_credits,
+)
 
 _S = pa.string()
 
@@ -23,13 +28,22 @@ ORDER_ATTRIBUTION_SCHEMA = pa.schema([
 
 
 def order_attribution(orders: pd.DataFrame, touches: pd.DataFrame, *, models: tuple[str, ...] = HEURISTIC_MODELS,
-                      half_life_days: float = 7.0) -> pd.DataFrame:
-    """ORDER_ATTRIBUTION_SCHEMA rows for `orders` (order_id, net_revenue) from their journey touches."""
+                      half_life_days: float = 7.0, channel_values: pd.DataFrame | None = None) -> pd.DataFrame:
+    """ORDER_ATTRIBUTION_SCHEMA rows for `orders` (order_id, net_revenue) from their journey touches.
+
+    `channel_values` (model, channel, value) feeds the data-driven models (markov, shapley): an order's credit
+    for each channel of its journey = value / the sum over the journey's channels (all zero: linear).
+    """
     net = orders.set_index("order_id")["net_revenue"].astype(float)
     unattributed = net.index.difference(pd.Index(touches["order_id"].unique()))
     parts = []
     for model in models:
-        credited = heuristic_credits(touches, model, half_life_days=half_life_days)
+        if model in HEURISTIC_MODELS:
+            credited = heuristic_credits(touches, model, half_life_days=half_life_days)
+        else:
+            values = (channel_values.loc[channel_values["model"] == model].set_index("channel")["value"]
+                      if channel_values is not None else pd.Series(dtype=float))
+            credited = data_driven_credits(touches, values)
         credited = pd.concat([credited[["order_id", "channel", "campaign_id", "credit"]],
                               unattributed_credits(pd.Series(unattributed, dtype="string"))], ignore_index=True)
         per_channel = (credited.groupby(["order_id", "channel", "campaign_id"], dropna=False, sort=False)["credit"]

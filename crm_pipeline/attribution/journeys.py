@@ -52,6 +52,19 @@ JOURNEYS_SCHEMA = pa.schema([
 ])
 
 
+# One row per order of the day x touch of its journey (grain: order_id, touch_rank).
+JOURNEY_TOUCHES_SCHEMA = pa.schema([
+    pa.field("order_id", _S, nullable=False),
+    pa.field("touch_rank", pa.int64(), nullable=False),  # 1..n in (touch_at, event_id) order
+    pa.field("touch_count", pa.int64(), nullable=False),
+    pa.field("touch_at", _TS, nullable=False),
+    pa.field("order_at", _TS, nullable=False),
+    pa.field("channel", _S, nullable=False),
+    pa.field("campaign_id", _S),
+    pa.field("event_id", _S, nullable=False),
+])
+
+
 @dataclass(frozen=True)
 class JourneyConfig:
     """Which events are touches and which touches make a journey (defaults: kpis.md 2.7)."""

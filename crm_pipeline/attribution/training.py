@@ -1,0 +1,132 @@
+"""Training sets of the data-driven models (kpis.md 2.7), kept as trailing-window state snapshots.
+
+For day D the models train on the journeys of the orders in D-89..D (converting) and, for each person with
+touches in D-89..D but no order there, those touches (non-converting). Two compact states make that cheap:
+`converting_paths` (one row per order with touches in the window: its channel path) and `person_day_paths`
+(one row per person and day in the window: the day's channels in touch order). State D = state D-1 without
+the day that left the window + day D's rows, so a day never re-reads 90 daily files.
+"""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from crm_pipeline.attribution.models import MarkovModel, ShapleyModel
+
+TRAINING_DAYS = 90
+SEPARATOR = " > "
+
+_S = pa.string()
+CONVERTING_PATHS_SCHEMA = pa.schema([
+    pa.field("order_id", _S, nullable=False),
+    pa.field("person_id", _S),
+    pa.field("order_date", pa.date32(), nullable=False),
+    pa.field("channel_path", _S, nullable=False),
+])
+PERSON_DAY_PATHS_SCHEMA = pa.schema([
+    pa.field("person_id", _S, nullable=False),
+    pa.field("touch_date", pa.date32(), nullable=False),
+    pa.field("channel_path", _S, nullable=False),  # the day's touches in (touch_at, event_id) order
+    pa.field("count_touches", pa.int64(), nullable=False),
+])
+CHANNEL_MODEL_VALUES_SCHEMA = pa.schema([
+    pa.field("model", _S, nullable=False),  # markov (removal effect) | shapley
+    pa.field("channel", _S, nullable=False),
+    pa.field("value", pa.float64(), nullable=False),
+    pa.field("share", pa.float64()),  # value / sum of the model's values (null when all are 0)
+])
+MARKOV_TRANSITIONS_SCHEMA = pa.schema([
+    pa.field("from_state", _S, nullable=False),
+    pa.field("to_state", _S, nullable=False),
+    pa.field("probability", pa.float64(), nullable=False),
+])
+
+
+def window_start(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=TRAINING_DAYS - 1)
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.date
+
+
+def update_converting_paths(previous: pd.DataFrame | None, journeys: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """State D: yesterday's converting paths still in the window + the orders of D with at least one touch."""
+    today = journeys.loc[journeys["count_touches"].to_numpy() > 0]
+    today = pd.DataFrame({"order_id": today["order_id"].to_numpy(), "person_id": today["person_id"].to_numpy(),
+                          "order_date": day, "channel_path": today["channel_path"].to_numpy()})
+    frames = [today]
+    if previous is not None and len(previous):
+        kept = previous.loc[(_dates(previous["order_date"]) >= window_start(day)).to_numpy()
+                            & (_dates(previous["order_date"]) < day).to_numpy()]
+        frames.insert(0, kept)
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["order_date", "order_id"], ignore_index=True)[list(CONVERTING_PATHS_SCHEMA.names)]
+
+
+def update_person_day_paths(previous: pd.DataFrame | None, touches: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """State D: yesterday's person-days still in the window + one row per person with touches on D."""
+    ordered = touches.dropna(subset=["person_id"]).sort_values(["person_id", "touch_at", "event_id"])
+    grouped = ordered.groupby("person_id", sort=True)["channel"]
+    today = pd.DataFrame({"channel_path": grouped.agg(SEPARATOR.join), "count_touches": grouped.size()})
+    today = today.reset_index().assign(touch_date=day)
+    frames = [today]
+    if previous is not None and len(previous):
+        dates = _dates(previous["touch_date"])
+        frames.insert(0, previous.loc[((dates >= window_start(day)) & (dates < day)).to_numpy()])
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["touch_date", "person_id"], ignore_index=True)[list(PERSON_DAY_PATHS_SCHEMA.names)]
+
+
+def training_paths(converting: pd.DataFrame, person_days: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """(paths: journey_id, step, channel; converted by journey_id) for the models.
+
+    Converting journeys: one per order. Non-converting: one per person without an order in the window, their
+    touches of the window in day order. Vectorised: paths are split into tokens with str.split + explode.
+    """
+    buyers = set(converting["person_id"].dropna())
+    quiet = person_days.loc[~person_days["person_id"].isin(buyers).to_numpy()].sort_values(
+        ["person_id", "touch_date"], kind="stable")
+    frames = [
+        pd.DataFrame({"journey_id": "o:" + converting["order_id"].astype(str),
+                      "path": converting["channel_path"].astype(str)}),
+        pd.DataFrame({"journey_id": "p:" + quiet["person_id"].astype(str), "path": quiet["channel_path"].astype(str)}),
+    ]
+    journeys = pd.concat(frames, ignore_index=True)
+    tokens = journeys.assign(channel=journeys["path"].str.split(SEPARATOR, regex=False)).explode("channel")
+    tokens = tokens[["journey_id", "channel"]].reset_index(drop=True)
+    tokens["step"] = tokens.groupby("journey_id", sort=False).cumcount() + 1
+    ids = pd.Index(tokens["journey_id"].unique())
+    converted = pd.Series(ids.str.startswith("o:"), index=ids)
+    return tokens[["journey_id", "step", "channel"]], converted
+
+
+def fit_models(converting: pd.DataFrame, person_days: pd.DataFrame, *, markov_order: int = 1
+               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """(channel values of markov and shapley, Markov transitions, training counts)."""
+    paths, converted = training_paths(converting, person_days)
+    counts = {"training_converting_journeys": int(converted.sum()),
+              "training_non_converting_journeys": int((~converted).sum())}
+    if paths.empty or not converted.any():
+        empty = CHANNEL_MODEL_VALUES_SCHEMA.empty_table().to_pandas()
+        return empty, MARKOV_TRANSITIONS_SCHEMA.empty_table().to_pandas(), counts
+    markov = MarkovModel.fit(paths, converted, order=markov_order)
+    shapley = ShapleyModel.fit(paths, converted)
+    counts["markov_conversion_probability"] = float(markov.conversion_probability)
+    counts["shapley_grand_coalition_value"] = float(shapley.grand_coalition_value)
+    values = pd.concat([_values("markov", markov.removal_effects), _values("shapley", shapley.values)],
+                       ignore_index=True)
+    matrix = markov.transition_matrix
+    long = matrix.stack().rename("probability").reset_index()
+    long.columns = ["from_state", "to_state", "probability"]
+    long = long.loc[long["probability"].to_numpy() > 0].sort_values(["from_state", "to_state"], ignore_index=True)
+    return values, long, counts
+
+
+def _values(model: str, values: pd.Series) -> pd.DataFrame:
+    total = float(values.sum())
+    return pd.DataFrame({"model": model, "channel": values.index.astype(str), "value": values.to_numpy(float),
+                         "share": values.to_numpy(float) / total if total > 0 else np.nan}).sort_values(
+        "channel", ignore_index=True)
