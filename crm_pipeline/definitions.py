@@ -40,7 +40,7 @@ def build_definitions(settings: Settings, *, secrets_from_env: bool = True) -> d
 def _build_definitions(settings: Settings, *, secrets_from_env: bool) -> dg.Definitions:
     partitions = daily_partitions(settings)
     assets = [*build_ingestion_assets(partitions), *build_identity_assets(partitions),
-              *build_attribution_assets(partitions)]
+              *build_attribution_assets(partitions, settings)]
 
     daily_job = dg.define_asset_job(
         DAILY_JOB_NAME,

@@ -33,6 +33,14 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     placeholder_emails: list[str] = Field(default_factory=list)
     placeholder_phones: list[str] = Field(default_factory=list)
     fuzzy_match_threshold: float = 0.95
+    attribution_lookback_days: float = 30.0
+    attribution_lookback_by_channel: dict[str, float] = Field(default_factory=dict)
+    attribution_stop_at_previous_order: bool = False
+    attribution_max_touches: int | None = None
+    attribution_path_transform: str = "none"
+    attribution_markov_order: int = 1
+    attribution_half_life_days: float = 7.0
+    attribution_view_through: bool = False
     ground_truth_root: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
 

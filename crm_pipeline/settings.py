@@ -22,17 +22,26 @@ def _split_list(value: str) -> tuple[str, ...]:
     return tuple(v.strip().lower() for v in value.split(",") if v.strip())
 
 
-def _parse_limits(value: str) -> dict[str, int]:
-    """`email=1,phone=2` -> {"email": 1, "phone": 2}."""
-    limits: dict[str, int] = {}
+def _parse_pairs(value: str, variable: str) -> dict[str, float]:
+    """`email=1,phone=2.5` -> {"email": 1.0, "phone": 2.5}."""
+    pairs: dict[str, float] = {}
     for item in value.split(","):
         if not item.strip():
             continue
         name, sep, number = item.partition("=")
-        if not sep or not number.strip().isdigit():
-            raise ValueError(f"CRM_IDENTITY_MAX_CUSTOMER_IDS: expected type=number items, got {item!r}")
-        limits[name.strip().lower()] = int(number)
-    return limits
+        try:
+            pairs[name.strip().lower()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(f"{variable}: expected name=number items, got {item!r}")
+    return pairs
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def _local_or_url(value: str, base: Path) -> str:
@@ -82,6 +91,16 @@ class Settings:
     placeholder_phones: tuple[str, ...] = ()
     # identity: fuzzy CRM record pairs at or above this match probability are linked
     fuzzy_match_threshold: float = 0.95
+    # attribution (kpis.md 2.7 defaults): lookback, per-channel lookbacks, stop at the previous order, the
+    # longest journey kept (last N touches), path transform, Markov order, time-decay half-life, view-through
+    attribution_lookback_days: float = 30.0
+    attribution_lookback_by_channel: Mapping[str, float] = field(default_factory=dict)
+    attribution_stop_at_previous_order: bool = False
+    attribution_max_touches: int | None = None
+    attribution_path_transform: str = "none"
+    attribution_markov_order: int = 1
+    attribution_half_life_days: float = 7.0
+    attribution_view_through: bool = False
     # a generated world's ground truth: when set, identity records its precision/recall/F1 against it
     ground_truth_root: str | None = None
     # extra fsspec storage options for s3:// roots (the endpoint of an S3-compatible server)
@@ -112,12 +131,23 @@ class Settings:
             quarantine_warn_rate=float(get("CRM_QUARANTINE_WARN_RATE") or 0.05),
             crm_chunk_size=int(get("CRM_CHUNK_SIZE") or 50_000),
             hub_max_customer_ids=int(get("CRM_HUB_MAX_CUSTOMER_IDS") or 3),
-            identity_refuse_shared=(get("CRM_IDENTITY_REFUSE_SHARED") or "true").strip().lower()
-            not in ("0", "false", "no", "off"),
-            identity_max_customer_ids=_parse_limits(get("CRM_IDENTITY_MAX_CUSTOMER_IDS") or ""),
+            identity_refuse_shared=_flag(get("CRM_IDENTITY_REFUSE_SHARED"), True),
+            identity_max_customer_ids={k: int(v) for k, v in _parse_pairs(
+                get("CRM_IDENTITY_MAX_CUSTOMER_IDS") or "", "CRM_IDENTITY_MAX_CUSTOMER_IDS").items()},
             placeholder_emails=_split_list(get("CRM_PLACEHOLDER_EMAILS") or ""),
             placeholder_phones=tuple(v.strip() for v in (get("CRM_PLACEHOLDER_PHONES") or "").split(",") if v.strip()),
             fuzzy_match_threshold=float(get("CRM_FUZZY_MATCH_THRESHOLD") or 0.95),
+            attribution_lookback_days=float(get("CRM_ATTRIBUTION_LOOKBACK_DAYS") or 30),
+            attribution_lookback_by_channel={
+                k: float(v) for k, v in _parse_pairs(get("CRM_ATTRIBUTION_LOOKBACK_BY_CHANNEL") or "",
+                                                     "CRM_ATTRIBUTION_LOOKBACK_BY_CHANNEL").items()},
+            attribution_stop_at_previous_order=_flag(get("CRM_ATTRIBUTION_STOP_AT_PREVIOUS_ORDER"), False),
+            attribution_max_touches=int(get("CRM_ATTRIBUTION_MAX_TOUCHES")) if get("CRM_ATTRIBUTION_MAX_TOUCHES")
+            else None,
+            attribution_path_transform=(get("CRM_ATTRIBUTION_PATH_TRANSFORM") or "none").strip().lower(),
+            attribution_markov_order=int(get("CRM_ATTRIBUTION_MARKOV_ORDER") or 1),
+            attribution_half_life_days=float(get("CRM_ATTRIBUTION_HALF_LIFE_DAYS") or 7),
+            attribution_view_through=_flag(get("CRM_ATTRIBUTION_VIEW_THROUGH"), False),
             ground_truth_root=_local_or_url(get("CRM_GROUND_TRUTH_ROOT"), base) if get("CRM_GROUND_TRUTH_ROOT") else None,
             storage_options=storage,
         )
@@ -136,6 +166,12 @@ class Settings:
             raise ValueError("CRM_HUB_MAX_CUSTOMER_IDS must be at least 1")
         if not 0 < self.fuzzy_match_threshold < 1:
             raise ValueError("CRM_FUZZY_MATCH_THRESHOLD must be between 0 and 1")
+        if self.attribution_path_transform not in ("none", "unique", "first", "frequency", "remove_direct"):
+            raise ValueError("CRM_ATTRIBUTION_PATH_TRANSFORM must be none, unique, first, frequency or remove_direct")
+        if self.attribution_markov_order < 1 or self.attribution_half_life_days <= 0:
+            raise ValueError("CRM_ATTRIBUTION_MARKOV_ORDER must be >= 1 and CRM_ATTRIBUTION_HALF_LIFE_DAYS > 0")
+        if self.attribution_lookback_days <= 0 or any(v <= 0 for v in self.attribution_lookback_by_channel.values()):
+            raise ValueError("attribution lookbacks must be positive")
 
     @property
     def is_development_key(self) -> bool:

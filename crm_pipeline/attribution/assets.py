@@ -22,14 +22,16 @@ from crm_pipeline.attribution.journeys import (
     journey_touches,
     journeys_table,
 )
-from crm_pipeline.attribution.models import MODELS
+from crm_pipeline.attribution.models import MODELS, apply_path_transform
 from crm_pipeline.attribution.training import (
     CHANNEL_MODEL_VALUES_SCHEMA,
     CONVERTING_PATHS_SCHEMA,
     MARKOV_TRANSITIONS_SCHEMA,
+    PATH_SUMMARY_SCHEMA,
     PERSON_DAY_PATHS_SCHEMA,
     TRAINING_DAYS,
     fit_models,
+    path_summary,
     update_converting_paths,
     update_person_day_paths,
 )
@@ -37,6 +39,7 @@ from crm_pipeline.identity.assets import MAP_KEY
 from crm_pipeline.ingestion.assets import PREVIOUS_DAY
 from crm_pipeline.metadata import arrow_table, column_schema
 from crm_pipeline.resources import OWNERS
+from crm_pipeline.settings import Settings
 
 GROUP = "attribution"
 KINDS = {"python", "pandas", "parquet"}
@@ -48,6 +51,7 @@ CONVERTING_KEY = dg.AssetKey(["attribution", "converting_paths"])
 PERSON_DAYS_KEY = dg.AssetKey(["attribution", "person_day_paths"])
 MODEL_VALUES_KEY = dg.AssetKey(["attribution", "channel_model_values"])
 TRANSITIONS_KEY = dg.AssetKey(["attribution", "markov_transitions"])
+PATH_SUMMARY_KEY = dg.AssetKey(["attribution", "path_summary"])
 ATTRIBUTION_PK = ["order_id", "model", "channel", "campaign_id"]
 MAP_COLUMNS = ["identifier_type", "identifier", "person_id", "is_refused"]
 # reconciliation tolerance: half a cent over the whole day
@@ -58,8 +62,7 @@ def _day(context: dg.AssetExecutionContext) -> dt.date:
     return dt.date.fromisoformat(context.partition_key)
 
 
-def touches_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    config = JourneyConfig()
+def touches_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConfig) -> dg.AssetsDefinition:
     columns = ["event_id", "occurred_at", "event_type", "channel", "channel_group", "campaign_id", "device_type",
                "customer_id", "email_hash", "phone_hash", "device_id", "anonymous_id"]
 
@@ -92,8 +95,7 @@ def touches_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
     return touches
 
 
-def journeys_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    config = JourneyConfig()
+def journeys_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConfig) -> dg.AssetsDefinition:
     window_days = math.ceil(config.max_lookback_days)
 
     @dg.multi_asset(
@@ -164,7 +166,9 @@ def _state_asset(key: dg.AssetKey, schema, upstream: dg.AssetKey, update, descri
     return state
 
 
-def models_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def models_asset(partitions: dg.DailyPartitionsDefinition, settings: Settings) -> dg.AssetsDefinition:
+    transform, order = settings.attribution_path_transform, settings.attribution_markov_order
+
     @dg.multi_asset(
         name="attribution_models",
         partitions_def=partitions,
@@ -187,6 +191,15 @@ def models_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
                 ),
                 metadata={"dagster/column_schema": column_schema(MARKOV_TRANSITIONS_SCHEMA),
                           "primary_key": ["from_state", "to_state"]}),
+            "path_summary": dg.AssetOut(
+                key=PATH_SUMMARY_KEY, group_name=GROUP, owners=OWNERS, kinds=KINDS,
+                description=(
+                    "One row per channel path (after the configured path transform) among the 500 most frequent "
+                    "journeys of the training window D-89..D: journeys, conversions, non-conversions, conversion "
+                    "rate and the net revenue of the converting ones, ranked by frequency."
+                ),
+                metadata={"dagster/column_schema": column_schema(PATH_SUMMARY_SCHEMA),
+                          "primary_key": ["channel_path"]}),
         },
         ins={"converting_paths": dg.AssetIn(key=CONVERTING_KEY), "person_day_paths": dg.AssetIn(key=PERSON_DAYS_KEY)},
         check_specs=[
@@ -195,13 +208,21 @@ def models_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
             dg.AssetCheckSpec("transitions_are_stochastic", asset=TRANSITIONS_KEY, blocking=True,
                               partitions_def=partitions,
                               description="the probabilities out of every non-absorbing state sum to 1"),
+            dg.AssetCheckSpec("channel_path_is_unique", asset=PATH_SUMMARY_KEY, blocking=True,
+                              partitions_def=partitions),
         ],
     )
     def attribution_models(converting_paths: pd.DataFrame, person_day_paths: pd.DataFrame):
-        values, transitions, counts = fit_models(converting_paths, person_day_paths)
+        values, transitions, counts = fit_models(converting_paths, person_day_paths, markov_order=order,
+                                                 transform=transform)
+        summary = path_summary(converting_paths, person_day_paths, transform)
         yield dg.Output(arrow_table(values, CHANNEL_MODEL_VALUES_SCHEMA), output_name="channel_model_values",
-                        metadata={**counts, "training_days": TRAINING_DAYS})
+                        metadata={**counts, "training_days": TRAINING_DAYS, "markov_order": order,
+                                  "path_transform": transform})
         yield dg.Output(arrow_table(transitions, MARKOV_TRANSITIONS_SCHEMA), output_name="markov_transitions")
+        yield dg.Output(arrow_table(summary, PATH_SUMMARY_SCHEMA), output_name="path_summary",
+                        metadata={"paths": len(summary)})
+        yield checks.primary_key_is_unique(PATH_SUMMARY_KEY, summary, ["channel_path"])
         yield checks.primary_key_is_unique(MODEL_VALUES_KEY, values, ["model", "channel"])
         out = transitions.groupby("from_state")["probability"].sum()
         bad = out[(out - 1.0).abs() > 1e-9]
@@ -211,8 +232,9 @@ def models_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
     return attribution_models
 
 
-def attribution_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def attribution_asset(partitions: dg.DailyPartitionsDefinition, settings: Settings) -> dg.AssetsDefinition:
     models = MODELS
+    transform, half_life = settings.attribution_path_transform, settings.attribution_half_life_days
 
     @dg.asset(
         key=ATTRIBUTION_KEY, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS,
@@ -240,7 +262,8 @@ def attribution_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefi
     )
     def order_attribution_asset(journeys: pd.DataFrame, journey_touches: pd.DataFrame,
                                 channel_model_values: pd.DataFrame):
-        attribution = order_attribution(journeys, journey_touches, models=models,
+        touches = journey_touches if transform == "none" else apply_path_transform(journey_touches, transform)
+        attribution = order_attribution(journeys, touches, models=models, half_life_days=half_life,
                                         channel_values=channel_model_values)
         yield dg.Output(arrow_table(attribution, ORDER_ATTRIBUTION_SCHEMA), metadata={
             "rows": len(attribution), "orders": len(journeys), "net_revenue": float(journeys["net_revenue"].sum())})
@@ -275,10 +298,12 @@ def attributed_revenue_reconciles(attribution: pd.DataFrame, orders: pd.DataFram
                   "gap_by_model": dg.MetadataValue.json({k: float(v) for k, v in gaps.items()})})
 
 
-def build_attribution_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_attribution_assets(partitions: dg.DailyPartitionsDefinition,
+                             settings: Settings) -> list[dg.AssetsDefinition]:
+    config = JourneyConfig.from_settings(settings)
     return [
-        touches_asset(partitions),
-        journeys_asset(partitions),
+        touches_asset(partitions, config),
+        journeys_asset(partitions, config),
         _state_asset(CONVERTING_KEY, CONVERTING_PATHS_SCHEMA, JOURNEYS_KEY, update_converting_paths, (
             "One row per order placed in D-89..D with at least one touch: its journey's channel path. The "
             "converting half of the data-driven models' training set, kept as a trailing-window state (state D "
@@ -288,6 +313,6 @@ def build_attribution_assets(partitions: dg.DailyPartitionsDefinition) -> list[d
             "without an order in the window form the non-converting half of the training set (state D = state "
             "D-1 without the day that left the window + the touches of D)."), ["person_id", "touch_date"],
             partitions),
-        models_asset(partitions),
-        attribution_asset(partitions),
+        models_asset(partitions, settings),
+        attribution_asset(partitions, settings),
     ]

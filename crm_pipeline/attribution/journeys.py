@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_pipeline.identity.graph import attach_person_id
+from crm_pipeline.settings import Settings
 
 DEFAULT_TOUCH_EVENT_TYPES: tuple[str, ...] = (
     "ad_click", "email_click", "sms_click", "push_open", "social_interaction", "session_start",
@@ -76,6 +77,13 @@ class JourneyConfig:
     lookback_days_by_channel: Mapping[str, float] = field(default_factory=dict)
     stop_at_previous_order: bool = False
     max_touches: int | None = None  # keep the last N touches of a journey
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "JourneyConfig":
+        return cls(view_through=settings.attribution_view_through, lookback_days=settings.attribution_lookback_days,
+                   lookback_days_by_channel=dict(settings.attribution_lookback_by_channel),
+                   stop_at_previous_order=settings.attribution_stop_at_previous_order,
+                   max_touches=settings.attribution_max_touches)
 
     @property
     def max_lookback_days(self) -> float:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm_pipeline.attribution.models import MarkovModel, ShapleyModel
+from crm_pipeline.attribution.models import MarkovModel, ShapleyModel, apply_path_transform
 
 TRAINING_DAYS = 90
 SEPARATOR = " > "
@@ -24,6 +24,7 @@ CONVERTING_PATHS_SCHEMA = pa.schema([
     pa.field("person_id", _S),
     pa.field("order_date", pa.date32(), nullable=False),
     pa.field("channel_path", _S, nullable=False),
+    pa.field("net_revenue", pa.float64(), nullable=False),
 ])
 PERSON_DAY_PATHS_SCHEMA = pa.schema([
     pa.field("person_id", _S, nullable=False),
@@ -56,7 +57,8 @@ def update_converting_paths(previous: pd.DataFrame | None, journeys: pd.DataFram
     """State D: yesterday's converting paths still in the window + the orders of D with at least one touch."""
     today = journeys.loc[journeys["count_touches"].to_numpy() > 0]
     today = pd.DataFrame({"order_id": today["order_id"].to_numpy(), "person_id": today["person_id"].to_numpy(),
-                          "order_date": day, "channel_path": today["channel_path"].to_numpy()})
+                          "order_date": day, "channel_path": today["channel_path"].to_numpy(),
+                          "net_revenue": today["net_revenue"].to_numpy(dtype=float)})
     frames = [today]
     if previous is not None and len(previous):
         kept = previous.loc[(_dates(previous["order_date"]) >= window_start(day)).to_numpy()
@@ -80,8 +82,9 @@ def update_person_day_paths(previous: pd.DataFrame | None, touches: pd.DataFrame
     return out.sort_values(["touch_date", "person_id"], ignore_index=True)[list(PERSON_DAY_PATHS_SCHEMA.names)]
 
 
-def training_paths(converting: pd.DataFrame, person_days: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """(paths: journey_id, step, channel; converted by journey_id) for the models.
+def training_paths(converting: pd.DataFrame, person_days: pd.DataFrame, transform: str = "none"
+                   ) -> tuple[pd.DataFrame, pd.Series]:
+    """(paths: journey_id, step, channel; converted by journey_id) for the models, after the path transform.
 
     Converting journeys: one per order. Non-converting: one per person without an order in the window, their
     touches of the window in day order. Vectorised: paths are split into tokens with str.split + explode.
@@ -98,15 +101,18 @@ def training_paths(converting: pd.DataFrame, person_days: pd.DataFrame) -> tuple
     tokens = journeys.assign(channel=journeys["path"].str.split(SEPARATOR, regex=False)).explode("channel")
     tokens = tokens[["journey_id", "channel"]].reset_index(drop=True)
     tokens["step"] = tokens.groupby("journey_id", sort=False).cumcount() + 1
+    if transform != "none":
+        tokens = apply_path_transform(tokens, transform, journey_column="journey_id", rank_column="step",
+                                      count_column="step_count")
     ids = pd.Index(tokens["journey_id"].unique())
     converted = pd.Series(ids.str.startswith("o:"), index=ids)
     return tokens[["journey_id", "step", "channel"]], converted
 
 
-def fit_models(converting: pd.DataFrame, person_days: pd.DataFrame, *, markov_order: int = 1
-               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+def fit_models(converting: pd.DataFrame, person_days: pd.DataFrame, *, markov_order: int = 1,
+               transform: str = "none") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """(channel values of markov and shapley, Markov transitions, training counts)."""
-    paths, converted = training_paths(converting, person_days)
+    paths, converted = training_paths(converting, person_days, transform)
     counts = {"training_converting_journeys": int(converted.sum()),
               "training_non_converting_journeys": int((~converted).sum())}
     if paths.empty or not converted.any():
@@ -130,3 +136,38 @@ def _values(model: str, values: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"model": model, "channel": values.index.astype(str), "value": values.to_numpy(float),
                          "share": values.to_numpy(float) / total if total > 0 else np.nan}).sort_values(
         "channel", ignore_index=True)
+
+
+PATH_SUMMARY_SCHEMA = pa.schema([
+    pa.field("path_rank", pa.int64(), nullable=False),  # 1 = the most frequent path
+    pa.field("channel_path", _S, nullable=False),  # after the path transform
+    pa.field("count_journeys", pa.int64(), nullable=False),
+    pa.field("count_conversions", pa.int64(), nullable=False),
+    pa.field("count_non_conversions", pa.int64(), nullable=False),
+    pa.field("conversion_rate", pa.float64(), nullable=False),
+    pa.field("net_revenue", pa.float64(), nullable=False),  # of the converting journeys
+])
+
+
+def path_summary(converting: pd.DataFrame, person_days: pd.DataFrame, transform: str = "none",
+                 top: int = 500) -> pd.DataFrame:
+    """The `top` most frequent (transformed) paths of the training window with conversions and revenue."""
+    paths, converted = training_paths(converting, person_days, transform)
+    if paths.empty:
+        return PATH_SUMMARY_SCHEMA.empty_table().to_pandas()
+    ordered = paths.sort_values(["journey_id", "step"], kind="stable")
+    joined = ordered.groupby("journey_id", sort=False)["channel"].agg(SEPARATOR.join)
+    revenue = pd.Series(converting["net_revenue"].to_numpy(dtype=float),
+                        index="o:" + converting["order_id"].astype(str))
+    journeys = pd.DataFrame({"channel_path": joined, "converted": converted.reindex(joined.index).to_numpy(),
+                             "net_revenue": revenue.reindex(joined.index).fillna(0.0).to_numpy()})
+    summary = journeys.groupby("channel_path").agg(count_journeys=("converted", "size"),
+                                                   count_conversions=("converted", "sum"),
+                                                   net_revenue=("net_revenue", "sum")).reset_index()
+    summary["count_conversions"] = summary["count_conversions"].astype("int64")
+    summary["count_non_conversions"] = summary["count_journeys"] - summary["count_conversions"]
+    summary["conversion_rate"] = summary["count_conversions"] / summary["count_journeys"]
+    summary = summary.sort_values(["count_journeys", "channel_path"], ascending=[False, True], ignore_index=True)
+    summary = summary.head(top)
+    summary["path_rank"] = range(1, len(summary) + 1)
+    return summary[list(PATH_SUMMARY_SCHEMA.names)]
