@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-GROUPS = ["ingestion", "identity"]  # asset groups in graph order; later stages add theirs
+GROUPS = ["ingestion", "identity", "attribution"]  # asset groups in graph order; later stages add theirs
 QUALITY = ("quality_identifiers_precision", "quality_identifiers_recall", "quality_identifiers_f1",
            "quality_identifiers_f1_reachable", "quality_customer_records_precision",
            "quality_customer_records_recall", "quality_customer_records_f1")
@@ -49,9 +49,32 @@ def _worker(args: argparse.Namespace) -> None:
             metadata = records[0].asset_materialization.metadata if records else {}
             quality = {k: float(metadata[k].value) for k in QUALITY if k in metadata}
             rows = [{"rows_in": metadata["count_identifiers"].value}] if "count_identifiers" in metadata else []
+        if args.group == "attribution":
+            quality = _attribution_vs_truth(settings, args.day)
+            records = instance.fetch_materializations(dg.AssetKey(["attribution", "journeys"]), limit=1).records
+            rows = [{"rows_in": records[0].asset_materialization.metadata["orders"].value}] if records else []
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"wall_s": wall, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024,
                       "rows_in": sum(int(r["rows_in"]) for r in rows), "quality": quality}))
+
+
+def _attribution_vs_truth(settings, day: str) -> dict[str, float]:
+    """Spearman rank correlation of each data-driven model's channel values with the generator's true effects."""
+    import pandas as pd
+
+    truth_path = os.path.join(settings.ground_truth_root or "", "channel_effects.parquet")
+    values_path = os.path.join(settings.warehouse_root, "attribution", "channel_model_values", f"date={day}",
+                               "part.parquet")
+    if not (os.path.exists(truth_path) and os.path.exists(values_path)):
+        return {}
+    truth = pd.read_parquet(truth_path).set_index("channel")["effect"]
+    values = pd.read_parquet(values_path)
+    out = {}
+    for model, group in values.groupby("model"):
+        joined = pd.concat([group.set_index("channel")["value"], truth], axis=1, join="inner")
+        if len(joined) > 2:
+            out[f"spearman_{model}_vs_true_effect"] = float(joined.rank().corr().iloc[0, 1])
+    return out
 
 
 def main() -> int:

@@ -8,7 +8,9 @@ import pandas as pd
 
 from crm_pipeline import checks
 from crm_pipeline.attribution.credits import (
+    CHANNEL_ROAS_SCHEMA,
     ORDER_ATTRIBUTION_SCHEMA,
+    channel_roas,
     credit_sums,
     order_attribution,
     revenue_gaps,
@@ -52,6 +54,7 @@ PERSON_DAYS_KEY = dg.AssetKey(["attribution", "person_day_paths"])
 MODEL_VALUES_KEY = dg.AssetKey(["attribution", "channel_model_values"])
 TRANSITIONS_KEY = dg.AssetKey(["attribution", "markov_transitions"])
 PATH_SUMMARY_KEY = dg.AssetKey(["attribution", "path_summary"])
+ROAS_KEY = dg.AssetKey(["attribution", "channel_roas"])
 ATTRIBUTION_PK = ["order_id", "model", "channel", "campaign_id"]
 MAP_COLUMNS = ["identifier_type", "identifier", "person_id", "is_refused"]
 # reconciliation tolerance: half a cent over the whole day
@@ -274,6 +277,31 @@ def attribution_asset(partitions: dg.DailyPartitionsDefinition, settings: Settin
     return order_attribution_asset
 
 
+def roas_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    models = MODELS
+
+    @dg.asset(
+        key=ROAS_KEY, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS,
+        description=(
+            "One row per attribution model and channel (model, channel) for day D: the revenue the model "
+            "attributes to the channel, the channel's cost lines dated D and their ratio (ROAS, null without "
+            "cost). Channels with cost but no attributed revenue appear with ROAS 0."
+        ),
+        ins={"order_attribution": dg.AssetIn(key=ATTRIBUTION_KEY),
+             "costs": dg.AssetIn(key=dg.AssetKey(["ingest", "costs"]), metadata={"columns": ["channel", "amount"]})},
+        metadata={"dagster/column_schema": column_schema(CHANNEL_ROAS_SCHEMA), "primary_key": ["model", "channel"]},
+        check_specs=[dg.AssetCheckSpec("model_channel_is_unique", asset=ROAS_KEY, blocking=True,
+                                       partitions_def=partitions)],
+    )
+    def channel_roas_asset(order_attribution: pd.DataFrame, costs: pd.DataFrame):
+        table = channel_roas(order_attribution, costs, models)
+        yield dg.Output(arrow_table(table, CHANNEL_ROAS_SCHEMA), metadata={
+            "cost": float(costs["amount"].sum()), "channels": int(table["channel"].nunique())})
+        yield checks.primary_key_is_unique(ROAS_KEY, table, ["model", "channel"])
+
+    return channel_roas_asset
+
+
 def credits_sum_to_one(attribution: pd.DataFrame, orders: pd.DataFrame, models: tuple[str, ...]) -> dg.AssetCheckResult:
     """Every (order, model) pair exists and its credits sum to 1."""
     sums = credit_sums(attribution)
@@ -315,4 +343,5 @@ def build_attribution_assets(partitions: dg.DailyPartitionsDefinition,
             partitions),
         models_asset(partitions, settings),
         attribution_asset(partitions, settings),
+        roas_asset(partitions),
     ]

@@ -68,3 +68,29 @@ def revenue_gaps(attribution: pd.DataFrame, orders: pd.DataFrame, models: tuple[
     total = float(orders["net_revenue"].astype(float).sum())
     attributed = attribution.groupby("model")["attributed_revenue"].sum().reindex(list(models), fill_value=0.0)
     return attributed - total
+
+
+# One row per model x channel for the day (grain: model, channel).
+CHANNEL_ROAS_SCHEMA = pa.schema([
+    pa.field("model", _S, nullable=False),
+    pa.field("channel", _S, nullable=False),
+    pa.field("attributed_revenue", pa.float64(), nullable=False),
+    pa.field("cost", pa.float64(), nullable=False),  # cost lines of the channel dated D (reporting currency)
+    pa.field("roas", pa.float64()),  # attributed revenue / cost; null without cost
+])
+
+
+def channel_roas(attribution: pd.DataFrame, costs: pd.DataFrame, models: tuple[str, ...]) -> pd.DataFrame:
+    """Attributed revenue per model and channel beside the channel's cost of the day, and their ratio.
+
+    Every model gets a row for every channel that has attributed revenue or a cost, so a channel that cost money
+    and earned nothing under a model shows ROAS 0 rather than disappearing.
+    """
+    revenue = attribution.groupby(["model", "channel"])["attributed_revenue"].sum()
+    cost = costs.dropna(subset=["channel"]).groupby("channel")["amount"].sum()
+    channels = sorted(set(revenue.index.get_level_values("channel")) | set(cost.index))
+    grid = pd.MultiIndex.from_product([list(models), channels], names=["model", "channel"])
+    out = pd.DataFrame({"attributed_revenue": revenue.reindex(grid, fill_value=0.0)}).reset_index()
+    out["cost"] = out["channel"].map(cost).fillna(0.0).astype(float)
+    out["roas"] = (out["attributed_revenue"] / out["cost"]).where(out["cost"] > 0)
+    return out[list(CHANNEL_ROAS_SCHEMA.names)]

@@ -63,3 +63,18 @@ def test_the_checks_fail_on_broken_tables():
     missing = table[table["order_id"] != "o2"]
     assert not credits_sum_to_one(missing, ORDERS, HEURISTIC_MODELS).passed
     assert not attributed_revenue_reconciles(missing, ORDERS, HEURISTIC_MODELS).passed
+
+
+def test_channel_roas_joins_attributed_revenue_with_the_days_costs():
+    from crm_pipeline.attribution.credits import channel_roas
+
+    table = order_attribution(ORDERS, TOUCHES)
+    costs = pd.DataFrame({"channel": ["email", "email", "ppc", None], "amount": [10.0, 15.0, 40.0, 99.0]})
+    roas = channel_roas(table, costs, ("first_touch", "time_decay")).set_index(["model", "channel"])
+    # first touch gives o1 (100) to seo; o2 (33.33) is unattributed; email cost 25, ppc 40 earned nothing
+    assert roas.loc[("first_touch", "seo"), ["attributed_revenue", "cost"]].tolist() == [100.0, 0.0]
+    assert pd.isna(roas.loc[("first_touch", "seo"), "roas"])
+    assert roas.loc[("first_touch", "email"), "roas"] == 0.0
+    assert roas.loc[("first_touch", "ppc"), ["cost", "roas"]].tolist() == [40.0, 0.0]
+    assert roas.loc[("time_decay", "email"), "roas"] == pytest.approx((200 / 7) / 25)
+    assert roas.loc[("time_decay", "(unattributed)"), "attributed_revenue"] == pytest.approx(33.33)
