@@ -1,5 +1,8 @@
 """Helpers that turn Arrow schemas and frames into what Dagster shows and what the IO manager writes."""
 
+import datetime as dt
+
+import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
@@ -15,3 +18,8 @@ def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     if missing:
         raise ValueError(f"frame lacks columns {missing} of its declared schema")
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False).replace_schema_metadata(None)
+
+
+def partition_day(context: dg.AssetExecutionContext) -> dt.date:
+    """The day a daily-partitioned run materialises."""
+    return dt.date.fromisoformat(context.partition_key)

@@ -1,6 +1,5 @@
 """The attribution asset group: touches of each day, and the journeys and credits of each day's orders."""
 
-import datetime as dt
 import math
 
 import dagster as dg
@@ -39,7 +38,7 @@ from crm_pipeline.attribution.training import (
 )
 from crm_pipeline.identity.assets import MAP_KEY
 from crm_pipeline.ingestion.assets import PREVIOUS_DAY
-from crm_pipeline.metadata import arrow_table, column_schema
+from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS
 from crm_pipeline.settings import Settings
 
@@ -60,9 +59,6 @@ MAP_COLUMNS = ["identifier_type", "identifier", "person_id", "is_refused"]
 # reconciliation tolerance: half a cent over the whole day
 CENT = 0.005
 
-
-def _day(context: dg.AssetExecutionContext) -> dt.date:
-    return dt.date.fromisoformat(context.partition_key)
 
 
 def touches_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConfig) -> dg.AssetsDefinition:
@@ -162,7 +158,7 @@ def _state_asset(key: dg.AssetKey, schema, upstream: dg.AssetKey, update, descri
                                        partitions_def=partitions)],
     )
     def state(context: dg.AssetExecutionContext, today: pd.DataFrame, previous: pd.DataFrame | None):
-        frame = update(previous, today, dt.date.fromisoformat(context.partition_key))
+        frame = update(previous, today, partition_day(context))
         yield dg.Output(arrow_table(frame, schema), metadata={"rows": len(frame), "first_load": previous is None})
         yield checks.primary_key_is_unique(key, frame, pk)
 

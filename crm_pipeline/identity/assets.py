@@ -27,7 +27,7 @@ from crm_pipeline.identity.matching import MATCH_SCHEMA, MatchingConfig, match_p
 from crm_pipeline.identity.quality import identity_quality
 from crm_pipeline.ingestion.assets import PREVIOUS_DAY, PROFILES_KEY
 from crm_pipeline.ingestion.normalise import normalise_phone
-from crm_pipeline.metadata import arrow_table, column_schema
+from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 from crm_pipeline.settings import Settings
 
@@ -52,9 +52,6 @@ FACT_INPUTS: dict[str, tuple[dg.AssetKey, list[str]]] = {
     "crm_survey_responses": (dg.AssetKey(["ingest", "crm_survey_responses"]), ["customer_id", "email_hash"]),
 }
 
-
-def _day(context: dg.AssetExecutionContext) -> dt.date:
-    return dt.date.fromisoformat(context.partition_key)
 
 
 def changed_customer_ids(profiles: pd.DataFrame, day: dt.date, timezone: str) -> pd.Series:
@@ -120,7 +117,7 @@ def fuzzy_matches_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
     def fuzzy_matches(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
                       profiles: pd.DataFrame, previous: pd.DataFrame | None):
         s = settings.get()
-        pairs, rematched = update_fuzzy_matches(previous, profiles, _day(context), s)
+        pairs, rematched = update_fuzzy_matches(previous, profiles, partition_day(context), s)
         table = arrow_table(pairs, MATCH_SCHEMA)
         model = pairs.attrs.get("match_model")
         yield dg.Output(table, metadata={
@@ -223,7 +220,7 @@ def identity_graph_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
                        previous_map: pd.DataFrame | None, previous_link_state: pd.DataFrame | None,
                        previous_rejections: pd.DataFrame | None):
         s = settings.get()
-        day = _day(context)
+        day = partition_day(context)
         facts = DayFacts.from_frames(
             day, {"events": events, "orders": orders},
             crm={"customers": crm_customers, "leads": crm_leads, "support_tickets": crm_support_tickets,

@@ -24,7 +24,7 @@ from crm_pipeline.ingestion.crm import (
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA, ingest_landing_day, update_fx_latest
 from crm_pipeline.ingestion.layout import list_landing_days
 from crm_pipeline.ingestion.result import QUARANTINE_SCHEMA, IngestResult
-from crm_pipeline.metadata import arrow_table, column_schema
+from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 from crm_pipeline.settings import Settings
 
@@ -78,9 +78,6 @@ QUARANTINE_DESCRIPTION = (
     "content as JSON, the file it came from and a machine-readable reason. Holds raw values (PII): restricted."
 )
 
-
-def _day(context: dg.AssetExecutionContext) -> dt.date:
-    return dt.date.fromisoformat(context.partition_key)
 
 
 def _ingest_checks(key: dg.AssetKey, pk: Sequence[str], partitions: dg.PartitionsDefinition,
@@ -173,7 +170,7 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
     ins = {"fx_latest": dg.AssetIn(key=FX_LATEST_KEY)} if source in SOURCES_NEEDING_FX else {}
 
     def run(context: dg.AssetExecutionContext, settings: Settings, fx_latest: pd.DataFrame | None):
-        result = ingest_landing_day(source, _day(context), settings, fx_latest=fx_latest)
+        result = ingest_landing_day(source, partition_day(context), settings, fx_latest=fx_latest)
         table = arrow_table(result.clean, schema)
         metadata = _count_metadata(source, result)
         yield dg.Output(table, output_name="clean", metadata=metadata)
@@ -232,7 +229,7 @@ def fx_rates_latest_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
     def fx_rates_latest(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
                         fx_rates: pd.DataFrame, previous: pd.DataFrame | None):
         s = settings.get()
-        day = _day(context)
+        day = partition_day(context)
         if previous is None and day > s.start_date:
             previous = _bootstrap_fx(s, day)
         state = update_fx_latest(previous, fx_rates)
@@ -293,7 +290,7 @@ def crm_asset(table_name: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
 def _crm_events(context: dg.AssetExecutionContext, settings: Settings, table_name: str, key: dg.AssetKey,
                 schema: pa.Schema, pk: Sequence[str], previous: pd.DataFrame | None):
     first_load = previous is None
-    result = extract_crm_day(table_name, _day(context), settings, first_load=first_load)
+    result = extract_crm_day(table_name, partition_day(context), settings, first_load=first_load)
     snapshot = merge_snapshot(table_name, previous, result.clean)
     table = arrow_table(snapshot, schema)
     metadata = {**_count_metadata(f"crm_{table_name}", result), "snapshot_rows": len(snapshot), "first_load": first_load}
