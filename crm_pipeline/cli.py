@@ -317,6 +317,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------------------------------------------------------
 
+def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_pipeline.kpis.catalog import write
+
+    print(f"wrote {write()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crm-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
                       default=None, help="VALUE is an identifier of this type (emails and phones in clear)")
     expl.add_argument("--day", default=None, help="identity as of this day (default: the newest)")
     expl.set_defaults(func=cmd_explain)
+
+    catalog = sub.add_parser("catalog", help="regenerate docs/kpi_catalog.md from the KPI declarations")
+    catalog.set_defaults(func=cmd_catalog)
 
     demo = sub.add_parser("demo", help="generate sample data if none, run it end to end, show where outputs are")
     demo.set_defaults(func=cmd_demo)

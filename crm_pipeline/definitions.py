@@ -12,6 +12,7 @@ import dagster as dg
 from crm_pipeline.attribution.assets import build_attribution_assets
 from crm_pipeline.identity.assets import build_identity_assets
 from crm_pipeline.ingestion.assets import build_ingestion_assets
+from crm_pipeline.kpis.assets import build_kpi_assets
 from crm_pipeline.resources import PipelineSettingsResource
 from crm_pipeline.settings import Settings
 from crm_pipeline.storage.io_manager import ParquetIOManager
@@ -40,7 +41,7 @@ def build_definitions(settings: Settings, *, secrets_from_env: bool = True) -> d
 def _build_definitions(settings: Settings, *, secrets_from_env: bool) -> dg.Definitions:
     partitions = daily_partitions(settings)
     assets = [*build_ingestion_assets(partitions), *build_identity_assets(partitions),
-              *build_attribution_assets(partitions, settings)]
+              *build_attribution_assets(partitions, settings), *build_kpi_assets(partitions)]
 
     daily_job = dg.define_asset_job(
         DAILY_JOB_NAME,

@@ -227,3 +227,25 @@ def test_data_driven_models_are_trained_on_the_trailing_window(materialised):
     transitions = pd.read_parquet(warehouse / "attribution" / "markov_transitions" / f"date={day}" / "part.parquet")
     sums = transitions.groupby("from_state")["probability"].sum()
     assert ((sums - 1).abs() < 1e-9).all()
+
+
+def test_kpis_follow_the_output_conventions_and_fill_the_scorecard(materialised):
+    _, warehouse, _, instance = materialised
+    for name in ("influences_per_order", "attributed_revenue", "time_to_conversion"):
+        root = warehouse / "kpi" / name
+        assert sorted(p.name for p in root.iterdir()) == [f"date={d}" for d in DAYS]
+        history = pads.dataset(str(root), format="parquet", partitioning="hive").to_table()
+        assert history.schema.field("numerator").type == "double" and "unit" in history.schema.names
+        frame = pd.read_parquet(root)
+        assert frame["unit"].notna().all()
+        dims = [c for c in frame.columns if c not in ("numerator", "denominator", "value", "unit", "date")]
+        totals = frame[frame[dims].isna().all(axis=1)]
+        assert sorted(totals["date"].astype(str)) == [d.isoformat() for d in DAYS]  # one total row a day
+        assert _metadata(instance, ["kpi", name], DAYS[0])["window_complete"] is False  # reads before the start
+    revenue = pd.read_parquet(warehouse / "kpi" / "attributed_revenue" / f"date={DAYS[-1]}" / "part.parquet")
+    orders = pd.read_parquet(warehouse / "ingest" / "orders" / f"date={DAYS[-1]}" / "part.parquet")
+    assert revenue.loc[revenue["model"].isna() & revenue["channel"].isna(), "value"].iloc[0] == pytest.approx(
+        orders["net_revenue"].sum())
+    scorecard = pd.read_parquet(warehouse / "kpi_scorecard" / f"date={DAYS[-1]}" / "part.parquet")
+    assert scorecard["kpi"].tolist() == ["attributed_revenue", "influences_per_order", "time_to_conversion"]
+    assert "| attributed_revenue |" in _metadata(instance, ["kpi_scorecard"], DAYS[-1])["scorecard"]

@@ -1,0 +1,120 @@
+"""The KPI factory: one daily-partitioned asset `kpi/<name>` per declaration, with its standard checks, and
+the `kpi_scorecard` that gathers every KPI's total row."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from crm_pipeline.kpis.framework import (
+    STANDARD_CHECK_NAMES,
+    KpiDefinition,
+    finalise,
+    standard_checks,
+    to_table,
+)
+from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
+from crm_pipeline.metadata import column_schema, partition_day
+from crm_pipeline.resources import OWNERS, PipelineSettingsResource
+
+GROUP = "kpis"
+KINDS = {"python", "pandas", "parquet"}
+ALL_KPIS: tuple[KpiDefinition, ...] = (*JOURNEY_KPIS,)
+SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
+SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
+                              pa.field("unit", pa.string()), pa.field("numerator", pa.float64()),
+                              pa.field("denominator", pa.float64())])
+
+
+def kpi_key(kpi: KpiDefinition) -> dg.AssetKey:
+    return dg.AssetKey(["kpi", kpi.name])
+
+
+def kpi_metadata(kpi: KpiDefinition) -> dict[str, object]:
+    """The KPI's definition, as asset metadata (and in the catalog)."""
+    return {
+        "family": kpi.family, "formula": kpi.formula, "window": kpi.window, "population": kpi.population,
+        "exclusions": kpi.exclusions, "unit": kpi.unit, "seed": kpi.seed,
+        "dimensions": dg.MetadataValue.json({d.name: list(d.values) if d.values else "open"
+                                             for d in kpi.dimensions}),
+        "headline": dg.MetadataValue.json(dict(kpi.headline) or "its own total row (no metric or window dimension)"),
+        "inputs": ", ".join("/".join(i.key) + (f" ({i.window_days} d)" if i.window_days > 1 else "")
+                            for i in kpi.inputs),
+        "dagster/column_schema": column_schema(kpi.schema),
+        "primary_key": kpi.dimension_names,
+    }
+
+
+def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    key = kpi_key(kpi)
+    ins = {
+        i.name: dg.AssetIn(
+            key=dg.AssetKey(list(i.key)), metadata={"columns": list(i.columns)} if i.columns else None,
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(i.window_days - 1), end_offset=0)
+            if i.window_days > 1 else None)
+        for i in kpi.inputs
+    }
+
+    @dg.asset(
+        key=key, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS,
+        description=kpi.description, ins=ins, metadata=kpi_metadata(kpi),
+        check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name != "ratios_within_bounds",
+                                       partitions_def=partitions) for name in STANDARD_CHECK_NAMES],
+    )
+    def compute_kpi(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, **inputs: pd.DataFrame):
+        frame = finalise(kpi, kpi.compute(**inputs))
+        day = partition_day(context)
+        complete = day - dt.timedelta(days=kpi.window_days - 1) >= settings.get().start_date
+        total = frame[frame[kpi.dimension_names].isna().all(axis=1)] if kpi.dimension_names else frame
+        yield dg.Output(to_table(kpi, frame), metadata={
+            "window_complete": complete, "rows": len(frame),
+            "headline_value": float(total["value"].iloc[0]) if len(total) and pd.notna(total["value"].iloc[0])
+            else None,
+        })
+        yield from standard_checks(kpi, key, frame)
+
+    return compute_kpi
+
+
+def scorecard_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    ins = {kpi.name: dg.AssetIn(key=kpi_key(kpi)) for kpi in ALL_KPIS}
+
+    @dg.asset(
+        key=SCORECARD_KEY, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS, ins=ins,
+        description="One row per KPI (kpi): the total (headline) row of every KPI for day D: value, unit, "
+                    "numerator and denominator, also shown as a Markdown table in the materialisation metadata.",
+        metadata={"dagster/column_schema": column_schema(SCORECARD_SCHEMA), "primary_key": ["kpi"]},
+        check_specs=[dg.AssetCheckSpec("every_kpi_has_a_headline", asset=SCORECARD_KEY, blocking=True,
+                                       partitions_def=partitions)],
+    )
+    def kpi_scorecard(**tables: pd.DataFrame):
+        rows = []
+        for kpi in ALL_KPIS:
+            table = tables[kpi.name]
+            total = table[table[kpi.dimension_names].isna().all(axis=1)] if kpi.dimension_names else table
+            head = total.iloc[0] if len(total) else None
+            rows.append({"kpi": kpi.name, "value": None if head is None else head["value"],
+                         "unit": None if head is None else head["unit"],
+                         "numerator": None if head is None else head["numerator"],
+                         "denominator": None if head is None else head["denominator"]})
+        frame = pd.DataFrame(rows, columns=SCORECARD_SCHEMA.names).sort_values("kpi", ignore_index=True)
+        frame[["value", "numerator", "denominator"]] = frame[["value", "numerator", "denominator"]].astype(float)
+        table = pa.Table.from_pandas(frame, schema=SCORECARD_SCHEMA, preserve_index=False)
+        markdown = "| kpi | value | unit | numerator | denominator |\n|---|---|---|---|---|\n" + "\n".join(
+            f"| {r.kpi} | {_fmt(r.value)} | {r.unit} | {_fmt(r.numerator)} | {_fmt(r.denominator)} |"
+            for r in frame.itertuples())
+        yield dg.Output(table, metadata={"scorecard": dg.MetadataValue.md(markdown)})
+        missing = frame.loc[frame["unit"].isna(), "kpi"].tolist()
+        yield dg.AssetCheckResult(asset_key=SCORECARD_KEY, check_name="every_kpi_has_a_headline",
+                                  passed=not missing, metadata={"missing": ", ".join(missing) or "-"})
+
+    return kpi_scorecard
+
+
+def _fmt(x: float | None) -> str:
+    return "null" if x is None or pd.isna(x) else f"{x:,.4f}".rstrip("0").rstrip(".")
+
+
+def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [*(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -1,0 +1,48 @@
+"""The KPI catalog (docs/kpi_catalog.md), generated from the declarations so it never drifts from the code.
+
+Regenerate with `crm-pipeline catalog`; a test fails when the committed file is out of date.
+"""
+
+from pathlib import Path
+
+from crm_pipeline.kpis.assets import ALL_KPIS
+from crm_pipeline.kpis.framework import KpiDefinition
+
+CATALOG_PATH = Path(__file__).resolve().parents[2] / "docs" / "kpi_catalog.md"
+
+
+def _entry(kpi: KpiDefinition) -> str:
+    dims = "; ".join(f"`{d.name}` in {{{', '.join(d.values)}}}" if d.values else f"`{d.name}` (open)"
+                     for d in kpi.dimensions) or "none"
+    headline = ", ".join(f"{k} = {v}" for k, v in kpi.headline.items()) or "its own total row (no metric or window dimension)"
+    inputs = ", ".join(f"`{'/'.join(i.key)}`" + (f" ({i.window_days} d)" if i.window_days > 1 else "")
+                       for i in kpi.inputs)
+    return "\n".join([
+        f"## `kpi/{kpi.name}` ({kpi.family}, seed {kpi.seed})",
+        "",
+        kpi.description,
+        "",
+        f"- **Formula**: {kpi.formula}",
+        f"- **Window**: {kpi.window}; `window_complete` is false while the window reaches before CRM_START_DATE "
+        f"({kpi.window_days} d)",
+        f"- **Population**: {kpi.population}",
+        f"- **Exclusions**: {kpi.exclusions}",
+        f"- **Unit**: {kpi.unit}",
+        f"- **Dimensions**: {dims}",
+        f"- **Headline (total row)**: {headline}",
+        f"- **Inputs**: {inputs}",
+        "",
+    ])
+
+
+def render() -> str:
+    header = ("# KPI catalog\n\nGenerated from the KPI declarations by `crm-pipeline catalog`; do not edit by hand. "
+              "Output conventions (columns, total row, units, nulls) follow the specification's section 1: every "
+              "KPI is `<warehouse>/kpi/<name>/date=YYYY-MM-DD/part.parquet` with its dimension columns, then "
+              "`numerator`, `denominator`, `value`, `unit`.\n\n")
+    return header + "\n".join(_entry(kpi) for kpi in sorted(ALL_KPIS, key=lambda k: (k.family, k.name)))
+
+
+def write(path: Path = CATALOG_PATH) -> Path:
+    path.write_text(render())
+    return path

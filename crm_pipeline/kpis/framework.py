@@ -1,0 +1,185 @@
+"""The KPI framework: one small typed declaration per KPI, and the output conventions of kpis.md section 1.
+
+A KPI is a `KpiDefinition` (its documentation, dimensions, inputs and a pure compute function). The compute
+function returns the KPI's rows (dimension columns + numerator, denominator, value, unit) except the total row;
+`finalise` adds the total row (a copy of the headline row with every dimension null, or the row the compute
+function marked as total), checks the arithmetic, applies the explicit Arrow schema and sorts the rows, so a
+re-run writes the same bytes. `standard_checks` are the checks every KPI carries.
+"""
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+UNITS = ("ratio", "percent", "count", "days", "hours", "currency", "currency_per_day", "score", "index")
+BINDING_COLUMNS = ("numerator", "denominator", "value", "unit")
+# value = numerator / denominator x scale for quotient rows (kpis.md section 1)
+SCALE = {"percent": 100.0, "index": 100.0}
+BOUNDS = {"ratio": (0.0, 1.0), "percent": (0.0, 100.0)}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A dimension column: fixed values get a row every day; open (values=None) ones the values present."""
+
+    name: str
+    values: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class KpiInput:
+    """An upstream asset the KPI reads: the same day (window_days=1) or a trailing window of days."""
+
+    name: str
+    key: tuple[str, ...]
+    window_days: int = 1
+    columns: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class KpiDefinition:
+    name: str
+    family: str
+    description: str  # starts with the grain ("One row per ...")
+    formula: str
+    window: str
+    population: str
+    unit: str  # the unit(s) as kpis.md lists them, e.g. "ratio, count"
+    dimensions: tuple[Dimension, ...]
+    headline: Mapping[str, str]  # the dimension values of the headline row ({} = the compute's total row)
+    inputs: tuple[KpiInput, ...]
+    seed: str
+    compute: Callable[..., pd.DataFrame]
+    exclusions: str = "-"
+    # quotient rows whose value may leave [0, 1] / [0, 100]: bound checks on them only warn
+    unbounded_metrics: tuple[str, ...] = ()
+    window_days: int = 1  # how far back the KPI's definition reads (for window_complete)
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dimension_names(self) -> list[str]:
+        return [d.name for d in self.dimensions]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([*(pa.field(d, pa.string()) for d in self.dimension_names),
+                          pa.field("numerator", pa.float64()), pa.field("denominator", pa.float64()),
+                          pa.field("value", pa.float64()), pa.field("unit", pa.string(), nullable=False)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# building rows
+
+def quotient(numerator: float | None, denominator: float | None, unit: str, **dims: str | None) -> dict:
+    """A quotient row: value = numerator / denominator (x 100 for percent/index); a zero or null denominator
+    gives a null value, never NaN or inf."""
+    ok = denominator is not None and not _isnan(denominator) and denominator != 0 and numerator is not None \
+        and not _isnan(numerator)
+    value = numerator / denominator * SCALE.get(unit, 1.0) if ok else None
+    return {**dims, "numerator": numerator, "denominator": denominator, "value": value, "unit": unit}
+
+
+def count(value: float, unit: str = "count", **dims: str | None) -> dict:
+    """Count form: numerator = value, null denominator."""
+    return {**dims, "numerator": float(value), "denominator": None, "value": float(value), "unit": unit}
+
+
+def median(values: Sequence[float] | np.ndarray, unit: str, **dims: str | None) -> dict:
+    """Median form: null numerator, denominator = observations, linear interpolation (numpy default)."""
+    arr = np.asarray(values, dtype=float)
+    return {**dims, "numerator": None, "denominator": float(len(arr)),
+            "value": float(np.percentile(arr, 50)) if len(arr) else None, "unit": unit}
+
+
+def _isnan(x: float) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def finalise(kpi: KpiDefinition, rows: pd.DataFrame | list[dict]) -> pd.DataFrame:
+    """The KPI's table: the total row added (from the headline), exact columns, sorted dims (nulls first)."""
+    frame = pd.DataFrame(rows)
+    for column in [*kpi.dimension_names, *BINDING_COLUMNS]:
+        if column not in frame.columns:
+            frame[column] = None
+    dims = kpi.dimension_names
+    is_total = frame[dims].isna().all(axis=1) if dims else pd.Series(True, index=frame.index)
+    if kpi.headline and not is_total.any():
+        match = pd.Series(True, index=frame.index)
+        for name in dims:
+            wanted = kpi.headline.get(name)
+            match &= frame[name].isna() if wanted is None else (frame[name] == wanted)
+        if match.sum() != 1:
+            raise ValueError(f"{kpi.name}: the headline {dict(kpi.headline)} matches {int(match.sum())} rows")
+        total = frame.loc[match].copy()
+        total[dims] = None
+        frame = pd.concat([total, frame], ignore_index=True)
+    frame = frame[[*dims, *BINDING_COLUMNS]]
+    for column in ("numerator", "denominator", "value"):
+        frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+    for name in dims:
+        frame[name] = frame[name].astype("string")
+    if dims:
+        frame = frame.sort_values(dims, na_position="first", kind="stable", ignore_index=True)
+    return frame
+
+
+def to_table(kpi: KpiDefinition, frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, schema=kpi.schema, preserve_index=False).replace_schema_metadata(None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# standard checks
+
+def standard_checks(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFrame) -> list[dg.AssetCheckResult]:
+    dims = kpi.dimension_names
+    out = []
+    # exactly one total row, and a unique grain (null-safe)
+    totals = int(frame[dims].isna().all(axis=1).sum()) if dims else len(frame)
+    out.append(dg.AssetCheckResult(asset_key=key, check_name="total_row_exists", passed=totals == 1,
+                                   metadata={"total_rows": totals}))
+    duplicated = int(frame[dims].astype("string").fillna("\x00null").duplicated().sum()) if dims else max(
+        len(frame) - 1, 0)
+    out.append(dg.AssetCheckResult(asset_key=key, check_name="dimensions_are_unique", passed=duplicated == 0,
+                                   metadata={"duplicate_rows": duplicated}))
+    numbers = frame[["numerator", "denominator", "value"]].to_numpy(dtype=float)
+    finite = ~np.isinf(numbers).any()
+    units = set(frame["unit"].dropna())
+    out.append(dg.AssetCheckResult(
+        asset_key=key, check_name="columns_types_and_units_are_valid",
+        passed=bool(finite) and units <= set(UNITS) and frame["unit"].notna().all()
+        and list(frame.columns) == [*dims, *BINDING_COLUMNS],
+        metadata={"units": ", ".join(sorted(units)), "columns": ", ".join(frame.columns)}))
+    # value = numerator / denominator (x scale) wherever both are present
+    both = frame["numerator"].notna() & frame["denominator"].notna() & (frame["denominator"] != 0)
+    expected = frame["numerator"] / frame["denominator"] * frame["unit"].map(SCALE).fillna(1.0)
+    off = both & ~np.isclose(frame["value"].astype(float), expected.astype(float), rtol=1e-9, atol=1e-12,
+                             equal_nan=False)
+    zero = frame["denominator"].fillna(1) == 0
+    out.append(dg.AssetCheckResult(
+        asset_key=key, check_name="value_is_numerator_over_denominator",
+        passed=int(off.sum()) == 0 and bool(frame.loc[zero, "value"].isna().all()),
+        metadata={"rows_off": int(off.sum()), "zero_denominator_rows_with_value": int(frame.loc[zero, "value"]
+                                                                                      .notna().sum())}))
+    # bounds: ratio in [0, 1], percent in [0, 100]; unbounded metrics only warn
+    metric = frame["metric"] if "metric" in frame.columns else pd.Series(None, index=frame.index)
+    bounded = ~metric.isin(kpi.unbounded_metrics)
+    outside = pd.Series(False, index=frame.index)
+    for unit, (low, high) in BOUNDS.items():
+        rows = (frame["unit"] == unit) & frame["value"].notna()
+        outside |= rows & ((frame["value"] < low) | (frame["value"] > high))
+    hard = int((outside & bounded).sum())
+    out.append(dg.AssetCheckResult(
+        asset_key=key, check_name="ratios_within_bounds", passed=int(outside.sum()) == 0,
+        # only the unbounded metrics of kpis.md outside their range: a warning, never blocking
+        severity=dg.AssetCheckSeverity.ERROR if hard else dg.AssetCheckSeverity.WARN,
+        metadata={"rows_outside": int(outside.sum()), "bounded_rows_outside": hard}))
+    return out
+
+
+STANDARD_CHECK_NAMES = ("total_row_exists", "dimensions_are_unique", "columns_types_and_units_are_valid",
+                        "value_is_numerator_over_denominator", "ratios_within_bounds")

@@ -1,0 +1,74 @@
+"""Journey KPIs (kpis.md "Journey and attribution"): one declaration and one pure function each."""
+
+import numpy as np
+import pandas as pd
+
+from crm_pipeline.attribution.models import MODELS
+from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, median, quotient
+
+BUCKETS = (*(str(i) for i in range(10)), "10+")
+JOURNEYS = ("attribution", "journeys")
+ATTRIBUTION = ("attribution", "order_attribution")
+
+
+def influences_per_order(journeys: pd.DataFrame) -> list[dict]:
+    """Orders of D: distinct channels and touches per journey, and the share of orders per channel count."""
+    orders = float(len(journeys))
+    channels = journeys["count_channels"].astype(float)
+    rows = [quotient(float(channels.sum()), orders, "count", metric="channels"),
+            quotient(float(journeys["count_touches"].astype(float).sum()), orders, "count", metric="touches")]
+    bucket = np.where(channels >= 10, "10+", channels.clip(upper=9).astype(int).astype(str))
+    per_bucket = pd.Series(bucket).value_counts()
+    rows += [quotient(float(per_bucket.get(b, 0)), orders, "ratio", metric="order_share", bucket=b) for b in BUCKETS]
+    return rows
+
+
+def attributed_revenue(journeys: pd.DataFrame, order_attribution: pd.DataFrame) -> list[dict]:
+    """Orders of D: revenue per model and per model x channel (credit > 0); total = the day's net revenue."""
+    rows = [count(float(journeys["net_revenue"].astype(float).sum()), "currency")]
+    per_model = order_attribution.groupby("model")["attributed_revenue"].sum()
+    rows += [count(float(per_model.get(model, 0.0)), "currency", model=model) for model in MODELS]
+    credited = order_attribution.loc[order_attribution["credit"].astype(float) > 0]
+    per_channel = credited.groupby(["model", "channel"])["attributed_revenue"].sum()
+    rows += [count(float(v), "currency", model=m, channel=c) for (m, c), v in per_channel.items()]
+    return rows
+
+
+def time_to_conversion(journeys: pd.DataFrame) -> list[dict]:
+    """Orders of D with at least one touch: days from the earliest touch to the order."""
+    days = journeys.loc[journeys["count_touches"] > 0, "days_from_first_touch"].astype(float).to_numpy()
+    return [median(days, "days", metric="median_days"),
+            quotient(float(days.sum()), float(len(days)), "days", metric="mean_days")]
+
+
+KPIS: tuple[KpiDefinition, ...] = (
+    KpiDefinition(
+        name="influences_per_order", family="Journey", seed="000",
+        description="One row per metric (channels, touches) and per order_share x bucket, for the orders placed on "
+                    "day D: how many channels and touches influence an order.",
+        formula="channels = sum of distinct channels in each journey / orders; touches = touches / orders; "
+                "order_share(bucket) = orders with that many distinct channels / orders",
+        window="1d (orders placed on D; journeys look back 30 d)", population="orders placed on D; an order "
+        "without touches has 0 channels and 0 touches", unit="count, ratio",
+        dimensions=(Dimension("metric", ("channels", "touches", "order_share")), Dimension("bucket", BUCKETS)),
+        headline={"metric": "channels"}, inputs=(KpiInput("journeys", JOURNEYS),),
+        compute=influences_per_order, window_days=31),
+    KpiDefinition(
+        name="attributed_revenue", family="Journey", seed="002",
+        description="One row per attribution model and per model x credited channel, for the orders placed on day "
+                    "D: the revenue each model credits to each channel.",
+        formula="sum of credit x net revenue (refunds not deducted); total and every model = net revenue of D",
+        window="1d", population="orders placed on D, credits of kpis.md 2.7", unit="currency",
+        dimensions=(Dimension("model", MODELS), Dimension("channel")), headline={},
+        inputs=(KpiInput("journeys", JOURNEYS, columns=("order_id", "net_revenue")),
+                KpiInput("order_attribution", ATTRIBUTION)),
+        compute=attributed_revenue, window_days=90),  # markov/shapley train on D-89..D
+    KpiDefinition(
+        name="time_to_conversion", family="Journey", seed="002",
+        description="One row per metric (median_days, mean_days) for the orders placed on day D with at least one "
+                    "touch: days from the earliest touch of the journey to the order.",
+        formula="median and mean of (ordered_at - earliest journey touch) / 86400 s",
+        window="1d (journeys look back 30 d)", population="orders placed on D with >= 1 touch", unit="days",
+        dimensions=(Dimension("metric", ("median_days", "mean_days")),), headline={"metric": "median_days"},
+        inputs=(KpiInput("journeys", JOURNEYS),), compute=time_to_conversion, window_days=31),
+)
