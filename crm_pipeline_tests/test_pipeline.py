@@ -12,6 +12,7 @@ import pytest
 
 from crm_pipeline.cli import explain, run_range
 from crm_pipeline.generator import generate_world
+from crm_pipeline.kpis.assets import ALL_KPIS
 from crm_pipeline.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -231,7 +232,7 @@ def test_data_driven_models_are_trained_on_the_trailing_window(materialised):
 
 def test_kpis_follow_the_output_conventions_and_fill_the_scorecard(materialised):
     _, warehouse, _, instance = materialised
-    for name in ("influences_per_order", "attributed_revenue", "time_to_conversion"):
+    for name in (k.name for k in ALL_KPIS):
         root = warehouse / "kpi" / name
         assert sorted(p.name for p in root.iterdir()) == [f"date={d}" for d in DAYS]
         history = pads.dataset(str(root), format="parquet", partitioning="hive").to_table()
@@ -247,5 +248,5 @@ def test_kpis_follow_the_output_conventions_and_fill_the_scorecard(materialised)
     assert revenue.loc[revenue["model"].isna() & revenue["channel"].isna(), "value"].iloc[0] == pytest.approx(
         orders["net_revenue"].sum())
     scorecard = pd.read_parquet(warehouse / "kpi_scorecard" / f"date={DAYS[-1]}" / "part.parquet")
-    assert scorecard["kpi"].tolist() == ["attributed_revenue", "influences_per_order", "time_to_conversion"]
+    assert scorecard["kpi"].tolist() == sorted(k.name for k in ALL_KPIS) and scorecard["unit"].notna().all()
     assert "| attributed_revenue |" in _metadata(instance, ["kpi_scorecard"], DAYS[-1])["scorecard"]

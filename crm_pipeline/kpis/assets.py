@@ -7,20 +7,23 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from crm_pipeline.kpis.aggregates import visits_asset
 from crm_pipeline.kpis.framework import (
     STANDARD_CHECK_NAMES,
     KpiDefinition,
     finalise,
+    headline_target_check,
     standard_checks,
     to_table,
 )
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
+from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
 from crm_pipeline.metadata import column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
-ALL_KPIS: tuple[KpiDefinition, ...] = (*JOURNEY_KPIS,)
+ALL_KPIS: tuple[KpiDefinition, ...] = (*RELATE_KPIS, *JOURNEY_KPIS)
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
                               pa.field("unit", pa.string()), pa.field("numerator", pa.float64()),
@@ -60,11 +63,14 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
         key=key, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS,
         description=kpi.description, ins=ins, metadata=kpi_metadata(kpi),
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name != "ratios_within_bounds",
-                                       partitions_def=partitions) for name in STANDARD_CHECK_NAMES],
+                                       partitions_def=partitions) for name in STANDARD_CHECK_NAMES]
+        + ([dg.AssetCheckSpec("headline_at_least_target", asset=key, partitions_def=partitions,
+                              description=f"warns when the headline is below {kpi.warn_below}")]
+           if kpi.warn_below is not None else []),
     )
     def compute_kpi(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, **inputs: pd.DataFrame):
-        frame = finalise(kpi, kpi.compute(**inputs))
         day = partition_day(context)
+        frame = finalise(kpi, kpi.compute(**inputs, **({"day": day} if kpi.needs_day else {})))
         complete = day - dt.timedelta(days=kpi.window_days - 1) >= settings.get().start_date
         total = frame[frame[kpi.dimension_names].isna().all(axis=1)] if kpi.dimension_names else frame
         yield dg.Output(to_table(kpi, frame), metadata={
@@ -73,6 +79,8 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
             else None,
         })
         yield from standard_checks(kpi, key, frame)
+        if kpi.warn_below is not None:
+            yield headline_target_check(kpi, key, frame)
 
     return compute_kpi
 
@@ -117,4 +125,4 @@ def _fmt(x: float | None) -> str:
 
 
 def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [*(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]
+    return [visits_asset(partitions), *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -31,6 +31,8 @@ def _entry(kpi: KpiDefinition) -> str:
         f"- **Dimensions**: {dims}",
         f"- **Headline (total row)**: {headline}",
         f"- **Inputs**: {inputs}",
+        *([f"- **Target**: a warning-severity check fires when the headline is below {kpi.warn_below}"]
+          if kpi.warn_below is not None else []),
         "",
     ])
 

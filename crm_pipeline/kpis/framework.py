@@ -7,6 +7,7 @@ function marked as total), checks the arithmetic, applies the explicit Arrow sch
 re-run writes the same bytes. `standard_checks` are the checks every KPI carries.
 """
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,13 @@ class KpiDefinition:
     # quotient rows whose value may leave [0, 1] / [0, 100]: bound checks on them only warn
     unbounded_metrics: tuple[str, ...] = ()
     window_days: int = 1  # how far back the KPI's definition reads (for window_complete)
+    warn_below: float | None = None  # a WARN check fires when the headline value is below this target
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def needs_day(self) -> bool:
+        """Compute functions of windowed KPIs take the partition day as `day`."""
+        return "day" in inspect.signature(self.compute).parameters
 
     @property
     def dimension_names(self) -> list[str]:
@@ -167,6 +174,8 @@ def standard_checks(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFrame) -
                                                                                       .notna().sum())}))
     # bounds: ratio in [0, 1], percent in [0, 100]; unbounded metrics only warn
     metric = frame["metric"] if "metric" in frame.columns else pd.Series(None, index=frame.index)
+    is_total = frame[dims].isna().all(axis=1) if dims else pd.Series(True, index=frame.index)
+    metric = metric.astype(object).where(~is_total, kpi.headline.get("metric"))  # the total row is the headline
     bounded = ~metric.isin(kpi.unbounded_metrics)
     outside = pd.Series(False, index=frame.index)
     for unit, (low, high) in BOUNDS.items():
@@ -179,6 +188,17 @@ def standard_checks(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFrame) -
         severity=dg.AssetCheckSeverity.ERROR if hard else dg.AssetCheckSeverity.WARN,
         metadata={"rows_outside": int(outside.sum()), "bounded_rows_outside": hard}))
     return out
+
+
+def headline_target_check(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFrame) -> dg.AssetCheckResult:
+    """WARN when the headline (total row) value is below the KPI's target."""
+    dims = kpi.dimension_names
+    total = frame[frame[dims].isna().all(axis=1)] if dims else frame
+    value = float(total["value"].iloc[0]) if len(total) and pd.notna(total["value"].iloc[0]) else None
+    return dg.AssetCheckResult(asset_key=key, check_name="headline_at_least_target",
+                               passed=value is None or value >= (kpi.warn_below or 0.0),
+                               severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"headline": value, "target": kpi.warn_below})
 
 
 STANDARD_CHECK_NAMES = ("total_row_exists", "dimensions_are_unique", "columns_types_and_units_are_valid",
