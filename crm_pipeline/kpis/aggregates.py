@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_pipeline import checks
+from crm_pipeline.identity.graph import attach_person_id
 from crm_pipeline.metadata import arrow_table, column_schema
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
@@ -51,3 +52,51 @@ def visits_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
         yield checks.primary_key_is_unique(VISITS_KEY, frame, VISITS_PK, nullable=["channel_group", "device_type"])
 
     return visits
+
+
+ENGAGEMENT_EVENT_TYPES = (
+    "app_open", "browser_app_click", "email_open", "email_click", "sms_click", "push_open", "social_interaction",
+    "social_follow", "session_start", "category_view", "cart_add", "login", "ad_click",
+)
+PERSON_ENGAGEMENT_KEY = dg.AssetKey(["aggregates", "person_engagement"])
+PERSON_ENGAGEMENT_PK = ["person_id", "channel"]
+PERSON_ENGAGEMENT_SCHEMA = pa.schema([
+    pa.field("person_id", pa.string(), nullable=False),  # as of day D (remapped through later merges by KPIs)
+    pa.field("channel", pa.string(), nullable=False),
+    pa.field("count_engagements", pa.int64(), nullable=False),
+])
+EVENT_IDENTIFIERS = ["customer_id", "email_hash", "phone_hash", "device_id", "anonymous_id"]
+
+
+def daily_person_engagement(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
+    """The day's engagement events (kpis.md 2.2) counted per person and channel."""
+    engaged = events.loc[events["event_type"].isin(ENGAGEMENT_EVENT_TYPES).to_numpy()]
+    frame = pd.DataFrame({"person_id": attach_person_id(engaged, identity_map).to_numpy(),
+                          "channel": engaged["channel"].to_numpy()}).dropna()
+    out = frame.groupby(PERSON_ENGAGEMENT_PK).size().rename("count_engagements").reset_index()
+    return out.sort_values(PERSON_ENGAGEMENT_PK, ignore_index=True)
+
+
+def person_engagement_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=PERSON_ENGAGEMENT_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"},
+        description="One row per person and channel with engagement events on day D (app_open, browser_app_click, "
+                    "email_open, email_click, sms_click, push_open, social_interaction, social_follow, "
+                    "session_start, category_view, cart_add, login, ad_click), persons as of D.",
+        ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]),
+                                  metadata={"columns": ["event_type", "channel", *EVENT_IDENTIFIERS]}),
+             "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
+                 "columns": ["identifier_type", "identifier", "person_id", "is_refused"]})},
+        metadata={"dagster/column_schema": column_schema(PERSON_ENGAGEMENT_SCHEMA),
+                  "primary_key": PERSON_ENGAGEMENT_PK},
+        check_specs=[dg.AssetCheckSpec("person_id_channel_is_unique", asset=PERSON_ENGAGEMENT_KEY, blocking=True,
+                                       partitions_def=partitions)],
+    )
+    def person_engagement(events: pd.DataFrame, identity_map: pd.DataFrame):
+        frame = daily_person_engagement(events, identity_map)
+        yield dg.Output(arrow_table(frame, PERSON_ENGAGEMENT_SCHEMA), metadata={
+            "persons": int(frame["person_id"].nunique()), "engagements": int(frame["count_engagements"].sum())})
+        yield checks.primary_key_is_unique(PERSON_ENGAGEMENT_KEY, frame, PERSON_ENGAGEMENT_PK)
+
+    return person_engagement

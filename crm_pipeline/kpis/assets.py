@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from crm_pipeline.kpis.aggregates import visits_asset
+from crm_pipeline.kpis.aggregates import person_engagement_asset, visits_asset
+from crm_pipeline.kpis.count import KPIS as COUNT_KPIS
 from crm_pipeline.kpis.framework import (
     STANDARD_CHECK_NAMES,
     KpiDefinition,
@@ -23,7 +24,7 @@ from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
-ALL_KPIS: tuple[KpiDefinition, ...] = (*RELATE_KPIS, *JOURNEY_KPIS)
+ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *JOURNEY_KPIS)
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
                               pa.field("unit", pa.string()), pa.field("numerator", pa.float64()),
@@ -70,7 +71,9 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
     )
     def compute_kpi(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, **inputs: pd.DataFrame):
         day = partition_day(context)
-        frame = finalise(kpi, kpi.compute(**inputs, **({"day": day} if kpi.needs_day else {})))
+        extra = {**({"day": day} if kpi.needs_day else {}),
+                 **({"settings": settings.get()} if kpi.needs_settings else {})}
+        frame = finalise(kpi, kpi.compute(**inputs, **extra))
         complete = day - dt.timedelta(days=kpi.window_days - 1) >= settings.get().start_date
         total = frame[frame[kpi.dimension_names].isna().all(axis=1)] if kpi.dimension_names else frame
         yield dg.Output(to_table(kpi, frame), metadata={
@@ -125,4 +128,4 @@ def _fmt(x: float | None) -> str:
 
 
 def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [visits_asset(partitions), *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]
+    return [visits_asset(partitions), person_engagement_asset(partitions), *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -69,6 +69,11 @@ class KpiDefinition:
         return "day" in inspect.signature(self.compute).parameters
 
     @property
+    def needs_settings(self) -> bool:
+        """Compute functions that need the reporting timezone and the like take `settings`."""
+        return "settings" in inspect.signature(self.compute).parameters
+
+    @property
     def dimension_names(self) -> list[str]:
         return [d.name for d in self.dimensions]
 
