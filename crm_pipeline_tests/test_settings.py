@@ -67,3 +67,13 @@ def test_the_settings_resource_round_trips_every_run_time_setting(tmp_path):
     settings = Settings.from_env(env, base_dir=tmp_path)
     assert PipelineSettingsResource.from_settings(settings).get() == settings
     assert not settings.identity_refuse_shared and settings.identity_max_customer_ids == {"email": 1}
+
+
+def test_the_settings_resource_declares_every_run_time_setting():
+    """The resource mirrors Settings field by field (the schedule hour is only needed at definition time)."""
+    import dataclasses
+
+    from crm_pipeline.resources import PipelineSettingsResource
+
+    settings_fields = {f.name for f in dataclasses.fields(Settings)} - {"schedule_hour"}
+    assert set(PipelineSettingsResource.model_fields) == settings_fields
