@@ -100,3 +100,58 @@ def person_engagement_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Asse
         yield checks.primary_key_is_unique(PERSON_ENGAGEMENT_KEY, frame, PERSON_ENGAGEMENT_PK)
 
     return person_engagement
+
+
+PAIR_EVENT_TYPES = ("email_open", "email_click", "push_open", "sms_click")
+COUNTED_EVENT_TYPES = ("email_delivered", "push_send", "sms_send", "social_interaction", "session_start")
+MESSAGING_KEY = dg.AssetKey(["aggregates", "messaging"])
+MESSAGING_PK = ["event_type", "interaction_kind", "person_id", "campaign_id"]
+MESSAGING_SCHEMA = pa.schema([
+    pa.field("event_type", pa.string(), nullable=False),
+    pa.field("interaction_kind", pa.string()),  # like/share/comment on social_interaction rows
+    pa.field("person_id", pa.string()),  # opens and clicks only: distinct (person, campaign) pairs
+    pa.field("campaign_id", pa.string()),  # opens and clicks only; a missing campaign is "(none)"
+    pa.field("count_events", pa.int64(), nullable=False),
+])
+
+
+def daily_messaging(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
+    """Opens and clicks per (event type, person, campaign) and sends, deliveries, interactions and visits per
+    event type (and interaction kind): what the engagement rates need, one row per group."""
+    pairs = events.loc[events["event_type"].isin(PAIR_EVENT_TYPES).to_numpy()]
+    pair_rows = pd.DataFrame({
+        "event_type": pairs["event_type"].to_numpy(), "interaction_kind": None,
+        "person_id": attach_person_id(pairs, identity_map).to_numpy(),
+        "campaign_id": pairs["campaign_id"].fillna("(none)").to_numpy(),
+    }).dropna(subset=["person_id"])
+    counted = events.loc[events["event_type"].isin(COUNTED_EVENT_TYPES).to_numpy()]
+    count_rows = pd.DataFrame({"event_type": counted["event_type"].to_numpy(),
+                               "interaction_kind": counted["interaction_kind"].to_numpy(),
+                               "person_id": None, "campaign_id": None})
+    frame = pd.concat([pair_rows, count_rows], ignore_index=True)
+    out = frame.groupby(MESSAGING_PK, dropna=False).size().rename("count_events").reset_index()
+    return out.sort_values(MESSAGING_PK, na_position="first", ignore_index=True)
+
+
+def messaging_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=MESSAGING_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"},
+        description="One row per event type x interaction kind x person x campaign of day D: email/push opens, email "
+                    "clicks and sms clicks per (person, campaign); deliveries, sends, social interactions and visits "
+                    "per event type (person and campaign null). The compact input of engagement_rates.",
+        ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]), metadata={
+                 "columns": ["event_type", "campaign_id", "interaction_kind", *EVENT_IDENTIFIERS]}),
+             "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
+                 "columns": ["identifier_type", "identifier", "person_id", "is_refused"]})},
+        metadata={"dagster/column_schema": column_schema(MESSAGING_SCHEMA), "primary_key": MESSAGING_PK},
+        check_specs=[dg.AssetCheckSpec("primary_key_is_unique", asset=MESSAGING_KEY, blocking=True,
+                                       partitions_def=partitions)],
+    )
+    def messaging(events: pd.DataFrame, identity_map: pd.DataFrame):
+        frame = daily_messaging(events, identity_map)
+        yield dg.Output(arrow_table(frame, MESSAGING_SCHEMA), metadata={"rows": len(frame)})
+        yield checks.primary_key_is_unique(MESSAGING_KEY, frame, MESSAGING_PK,
+                                           nullable=["interaction_kind", "person_id", "campaign_id"])
+
+    return messaging

@@ -4,7 +4,8 @@ import datetime as dt
 
 import pandas as pd
 
-from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, quotient
+from crm_pipeline.identity.graph import resolve_person_ids
+from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, quotient
 
 VISITS = ("aggregates", "visits")
 OWNED_ASSET_CHANNELS = ("email", "sms", "push", "mobile_app", "browser_app", "mailing")
@@ -64,6 +65,42 @@ def device_hour_index(visits: pd.DataFrame, day: dt.date) -> list[dict]:
     return rows
 
 
+ENGAGEMENT_METRICS = ("email_open_rate", "click_to_open_rate", "email_click_rate", "push_open_rate", "sms_click_rate",
+                      "social_interactions", "social_likes", "social_shares", "social_comments", "website_visits")
+
+
+def engagement_rates(messaging: pd.DataFrame, identity_merges: pd.DataFrame, day: dt.date) -> list[dict]:
+    """Events of D-29..D: opens and clicks as distinct (person, campaign) pairs, the rest as events."""
+    m = _window(messaging, day, 30)
+    is_pair = m["person_id"].notna()
+    pairs = m.loc[is_pair.to_numpy()].assign(
+        person_id=lambda f: resolve_person_ids(f["person_id"].astype("string"), identity_merges).to_numpy())
+    distinct = pairs.drop_duplicates(["event_type", "person_id", "campaign_id"])["event_type"].value_counts()
+    events = m.loc[(~is_pair).to_numpy()]
+    counts = events.groupby("event_type")["count_events"].sum()
+    kinds = events.loc[(events["event_type"] == "social_interaction").to_numpy()].groupby(
+        "interaction_kind")["count_events"].sum()
+
+    def pair(event_type: str) -> float:
+        return float(distinct.get(event_type, 0))
+
+    def n(event_type: str) -> float:
+        return float(counts.get(event_type, 0))
+
+    return [
+        quotient(pair("email_open"), n("email_delivered"), "ratio", metric="email_open_rate"),
+        quotient(pair("email_click"), pair("email_open"), "ratio", metric="click_to_open_rate"),
+        quotient(pair("email_click"), n("email_delivered"), "ratio", metric="email_click_rate"),
+        quotient(pair("push_open"), n("push_send"), "ratio", metric="push_open_rate"),
+        quotient(pair("sms_click"), n("sms_send"), "ratio", metric="sms_click_rate"),
+        count(n("social_interaction"), metric="social_interactions"),
+        count(float(kinds.get("like", 0)), metric="social_likes"),
+        count(float(kinds.get("share", 0)), metric="social_shares"),
+        count(float(kinds.get("comment", 0)), metric="social_comments"),
+        count(n("session_start"), metric="website_visits"),
+    ]
+
+
 _VISITS_30D = (KpiInput("visits", VISITS, window_days=30),)
 
 KPIS: tuple[KpiDefinition, ...] = (
@@ -84,6 +121,22 @@ KPIS: tuple[KpiDefinition, ...] = (
                     Dimension("window", ("1d", "30d"))),
         headline={"metric": "owned_to_paid", "window": "30d"}, inputs=_VISITS_30D, compute=owned_paid_ratio,
         unbounded_metrics=("owned_to_paid",), window_days=30),
+    KpiDefinition(
+        name="engagement_rates", family="Relate", seed="001",
+        description="One row per engagement metric over the events of D-29..D: email open, click-to-open, email "
+                    "click, push open and sms click rates, social interactions (likes, shares, comments) and "
+                    "website visits.",
+        formula="opens and clicks count distinct (person, campaign_id) pairs (a missing campaign is one campaign), "
+                "the rest count events: email_open_rate = email_open pairs / email_delivered; click_to_open_rate = "
+                "email_click pairs / email_open pairs; email_click_rate = email_click pairs / email_delivered; "
+                "push_open_rate = push_open pairs / push_send; sms_click_rate = sms_click pairs / sms_send",
+        window="30d (D-29..D, each event dated by its own occurred_at)", population="events", unit="ratio, count",
+        dimensions=(Dimension("metric", ENGAGEMENT_METRICS),), headline={"metric": "email_open_rate"},
+        inputs=(KpiInput("messaging", ("aggregates", "messaging"), window_days=30),
+                KpiInput("identity_merges", ("identity", "identity_merges"), window_days=30)),
+        compute=engagement_rates, window_days=30,
+        unbounded_metrics=("email_open_rate", "click_to_open_rate", "email_click_rate", "push_open_rate",
+                           "sms_click_rate")),
     KpiDefinition(
         name="device_hour_index", family="Relate", seed="000",
         description="One row per device type x hour of day (00..23, reporting timezone) for the visits of D-27..D "

@@ -83,3 +83,45 @@ def test_daily_visits_counts_session_starts_by_local_hour():
     out = daily_visits(events, "America/New_York")
     rows = out[["channel", "device_type", "hour", "count_visits"]].astype(object).where(out.notna(), None)
     assert rows.values.tolist() == [["email", None, "11", 1], ["seo", "mobile", "23", 2]]
+
+
+def test_engagement_rates_count_distinct_person_campaign_pairs_by_hand():
+    from crm_pipeline.kpis.aggregates import daily_messaging
+
+    identity = pd.DataFrame({"identifier_type": ["anonymous_id"] * 3, "identifier": ["k1", "k2", "k3"],
+                             "person_id": ["P1", "P2", "P9"], "is_refused": [False] * 3})
+    def day_events(rows):
+        frame = pd.DataFrame(rows, columns=["event_type", "campaign_id", "interaction_kind", "anonymous_id"])
+        for col in ("customer_id", "email_hash", "phone_hash", "device_id"):
+            frame[col] = None
+        return frame
+
+    d0 = daily_messaging(day_events([
+        ("email_delivered", "c1", None, "k1"), ("email_delivered", "c1", None, "k2"),
+        ("email_delivered", "c2", None, "k1"), ("email_delivered", "c2", None, "k2"),
+        ("email_open", "c1", None, "k1"), ("email_open", "c1", None, "k1"),  # the same pair twice
+        ("email_open", "c1", None, "k2"), ("email_click", "c1", None, "k1"),
+        ("social_interaction", None, "like", "k1"), ("social_interaction", None, None, "k2"),
+        ("session_start", None, None, "k1"),
+    ]), identity).assign(date=days_before(0))
+    d5 = daily_messaging(day_events([
+        ("email_open", "c1", None, "k3"),  # P9 was merged into P1: the same pair as P1's open of c1
+        ("push_send", "p1", None, "k1"), ("push_open", None, None, "k1"),  # a missing campaign is one campaign
+    ]), identity).assign(date=days_before(5))
+    old = daily_messaging(day_events([("email_open", "c2", None, "k2")]), identity).assign(date=days_before(30))
+    merges = pd.DataFrame({"change_date": [D], "kind": ["merge"], "kept_person_id": ["P1"],
+                           "other_person_id": ["P9"], "reason": ["x"]})
+    kpi = BY_NAME["engagement_rates"]
+    frame = finalise(kpi, kpi.compute(messaging=pd.concat([old, d5, d0], ignore_index=True),
+                                      identity_merges=merges, day=D))
+    assert all(c.passed or c.severity == dg.AssetCheckSeverity.WARN for c in standard_checks(kpi, kpi_key(kpi), frame))
+    t = frame.set_index("metric")
+    # open pairs (P1,c1), (P2,c1) = 2 over 4 deliveries; click pairs 1; push 1 pair / 1 send
+    assert t.loc["email_open_rate", ["numerator", "denominator", "value"]].tolist() == [2.0, 4.0, 0.5]
+    assert t.loc["click_to_open_rate", "value"] == 0.5
+    assert t.loc["email_click_rate", "value"] == 0.25
+    assert t.loc["push_open_rate", "value"] == 1.0
+    assert pd.isna(t.loc["sms_click_rate", "value"]) and t.loc["sms_click_rate", "denominator"] == 0.0
+    assert t.loc["social_interactions", "value"] == 2.0 and t.loc["social_likes", "value"] == 1.0
+    assert t.loc["social_shares", "value"] == 0.0 and t.loc["website_visits", "value"] == 1.0
+    assert frame["value"].iloc[0] == 0.5  # the total row is the email open rate
