@@ -155,3 +155,58 @@ def messaging_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
                                            nullable=["interaction_kind", "person_id", "campaign_id"])
 
     return messaging
+
+
+FIRST_ORDERS_KEY = dg.AssetKey(["aggregates", "first_orders"])
+FIRST_ORDERS_SCHEMA = pa.schema([
+    pa.field("person_id", pa.string(), nullable=False),
+    pa.field("first_order_id", pa.string(), nullable=False),
+    pa.field("first_ordered_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+
+
+def update_first_orders(previous: pd.DataFrame | None, orders: pd.DataFrame, identity_map: pd.DataFrame,
+                        merges: pd.DataFrame) -> pd.DataFrame:
+    """Each person's first order (earliest ordered_at, ties: lowest order_id; refunded later or not) as of D:
+    yesterday's state with its persons carried through today's merges, plus today's orders."""
+    from crm_pipeline.identity.graph import resolve_person_ids
+
+    today = pd.DataFrame({"person_id": attach_person_id(orders, identity_map).to_numpy(),
+                          "first_order_id": orders["order_id"].to_numpy(),
+                          "first_ordered_at": orders["ordered_at"].to_numpy()}).dropna(subset=["person_id"])
+    frames = [today]
+    if previous is not None and len(previous):
+        carried = previous.assign(person_id=resolve_person_ids(previous["person_id"].astype("string"),
+                                                               merges).to_numpy())
+        frames.insert(0, carried)
+    both = pd.concat(frames, ignore_index=True)
+    both["first_ordered_at"] = pd.to_datetime(both["first_ordered_at"], utc=True)
+    first = both.sort_values(["person_id", "first_ordered_at", "first_order_id"]).drop_duplicates("person_id")
+    return first.reset_index(drop=True)[list(FIRST_ORDERS_SCHEMA.names)]
+
+
+def first_orders_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=FIRST_ORDERS_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"},
+        description="One row per person with an order up to day D: the person's first order (earliest ordered_at, "
+                    "ties: lowest order_id, refunded later or not). A state: D = D-1 carried through the merges "
+                    "of D + the orders of D.",
+        ins={"orders": dg.AssetIn(key=dg.AssetKey(["ingest", "orders"]), metadata={
+                 "columns": ["order_id", "ordered_at", "customer_id", "email_hash", "anonymous_id", "device_id"]}),
+             "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
+                 "columns": ["identifier_type", "identifier", "person_id", "is_refused"]}),
+             "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"])),
+             "previous": dg.AssetIn(key=FIRST_ORDERS_KEY,
+                                    partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
+        metadata={"dagster/column_schema": column_schema(FIRST_ORDERS_SCHEMA), "primary_key": ["person_id"]},
+        check_specs=[dg.AssetCheckSpec("person_id_is_unique", asset=FIRST_ORDERS_KEY, blocking=True,
+                                       partitions_def=partitions)],
+    )
+    def first_orders(orders: pd.DataFrame, identity_map: pd.DataFrame, identity_merges: pd.DataFrame,
+                     previous: pd.DataFrame | None):
+        frame = update_first_orders(previous, orders, identity_map, identity_merges)
+        yield dg.Output(arrow_table(frame, FIRST_ORDERS_SCHEMA), metadata={"persons": len(frame)})
+        yield checks.primary_key_is_unique(FIRST_ORDERS_KEY, frame, ["person_id"])
+
+    return first_orders

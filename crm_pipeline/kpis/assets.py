@@ -7,7 +7,12 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from crm_pipeline.kpis.aggregates import messaging_asset, person_engagement_asset, visits_asset
+from crm_pipeline.kpis.aggregates import (
+    first_orders_asset,
+    messaging_asset,
+    person_engagement_asset,
+    visits_asset,
+)
 from crm_pipeline.kpis.count import KPIS as COUNT_KPIS
 from crm_pipeline.kpis.framework import (
     STANDARD_CHECK_NAMES,
@@ -129,4 +134,5 @@ def _fmt(x: float | None) -> str:
 
 def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [visits_asset(partitions), person_engagement_asset(partitions), messaging_asset(partitions),
+            first_orders_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -1,10 +1,15 @@
 """Journey KPIs (kpis.md "Journey and attribution"): one declaration and one pure function each."""
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
 from crm_pipeline.attribution.models import MODELS
+from crm_pipeline.identity.graph import attach_person_id
+from crm_pipeline.kpis.count import end_of_day
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, median, quotient
+from crm_pipeline.settings import Settings
 
 BUCKETS = (*(str(i) for i in range(10)), "10+")
 JOURNEYS = ("attribution", "journeys")
@@ -41,6 +46,21 @@ def time_to_conversion(journeys: pd.DataFrame) -> list[dict]:
             quotient(float(days.sum()), float(len(days)), "days", metric="mean_days")]
 
 
+def time_to_first_value(first_orders: pd.DataFrame, crm_customers: pd.DataFrame, identity_map: pd.DataFrame,
+                        day: dt.date, settings: Settings) -> list[dict]:
+    """Persons whose first order is on D and who registered at or before it: median days from registration."""
+    start, end = (end_of_day(day - dt.timedelta(days=1), settings.timezone), end_of_day(day, settings.timezone))
+    ordered_at = pd.to_datetime(first_orders["first_ordered_at"], utc=True)
+    new = first_orders.loc[((ordered_at >= start) & (ordered_at < end)).to_numpy()]
+    registered = pd.DataFrame({"person_id": attach_person_id(crm_customers, identity_map).to_numpy(),
+                               "created_at": pd.to_datetime(crm_customers["created_at"], utc=True).to_numpy()})
+    registration = registered.dropna(subset=["person_id"]).groupby("person_id")["created_at"].min()
+    joined = new.assign(registered_at=new["person_id"].map(registration).to_numpy())
+    joined = joined.loc[(joined["registered_at"] <= pd.to_datetime(joined["first_ordered_at"], utc=True)).to_numpy()]
+    days = (pd.to_datetime(joined["first_ordered_at"], utc=True) - joined["registered_at"]).dt.total_seconds() / 86400
+    return [median(days.to_numpy(dtype=float), "days")]
+
+
 KPIS: tuple[KpiDefinition, ...] = (
     KpiDefinition(
         name="influences_per_order", family="Journey", seed="000",
@@ -71,4 +91,16 @@ KPIS: tuple[KpiDefinition, ...] = (
         window="1d (journeys look back 30 d)", population="orders placed on D with >= 1 touch", unit="days",
         dimensions=(Dimension("metric", ("median_days", "mean_days")),), headline={"metric": "median_days"},
         inputs=(KpiInput("journeys", JOURNEYS),), compute=time_to_conversion, window_days=31),
+    KpiDefinition(
+        name="time_to_first_value", family="Journey", seed="002",
+        description="One row per day (no dimensions) for the persons whose first order is on D and whose registration "
+                    "is at or before it: the median days from registration to the first order.",
+        formula="median of (first ordered_at - earliest created_at of the person's customer records) / 86400 s",
+        window="1d (first orders ever: complete from CRM_START_DATE + 365 d)", population="persons whose first "
+        "order is on D and who registered at or before it", unit="days", dimensions=(), headline={},
+        inputs=(KpiInput("first_orders", ("aggregates", "first_orders")),
+                KpiInput("crm_customers", ("ingest", "crm_customers"), columns=("customer_id", "created_at")),
+                KpiInput("identity_map", ("identity", "identity_map"),
+                         columns=("identifier_type", "identifier", "person_id", "is_refused"))),
+        compute=time_to_first_value, window_days=365),
 )

@@ -98,3 +98,36 @@ def test_the_standard_checks_fail_on_broken_tables():
     shares.loc[shares["bucket"] == "3", ["numerator", "value"]] = [5.0, 1.25]  # defect: a share above 1
     failed = {c.check_name: c for c in standard_checks(ratio_kpi, kpi_key(ratio_kpi), shares) if not c.passed}
     assert set(failed) == {"ratios_within_bounds"}
+
+
+def test_first_orders_state_and_time_to_first_value_by_hand():
+    import datetime as dt
+
+    from crm_pipeline.kpis.aggregates import update_first_orders
+    from crm_pipeline.settings import Settings
+
+    identity = pd.DataFrame({"identifier_type": ["customer_id"] * 4, "identifier": ["C1", "C2", "C3", "C4"],
+                             "person_id": ["P1", "P2", "P3", "P4"], "is_refused": [False] * 4})
+    no_merges = pd.DataFrame(columns=["change_date", "kind", "kept_person_id", "other_person_id", "reason"])
+    previous = pd.DataFrame({"person_id": ["P1"], "first_order_id": ["o0"],
+                             "first_ordered_at": pd.to_datetime(["2026-10-20T10:00Z"])})
+    orders = pd.DataFrame({"order_id": ["o2", "o1", "o3", "o4"], "customer_id": ["C1", "C2", "C2", "C3"],
+                           "ordered_at": pd.to_datetime(["2026-10-31T09:00Z", "2026-10-31T12:00Z",
+                                                         "2026-10-31T12:00Z", "2026-10-31T18:00Z"])})
+    for col in ("email_hash", "anonymous_id", "device_id"):
+        orders[col] = None
+    state = update_first_orders(previous, orders, identity, no_merges).set_index("person_id")
+    # P1 keeps its earlier first order; P2's tie at 12:00 goes to the lowest order_id
+    assert state["first_order_id"].to_dict() == {"P1": "o0", "P2": "o1", "P3": "o4"}
+    customers = pd.DataFrame({"customer_id": ["C1", "C2", "C3"],
+                              "created_at": pd.to_datetime(["2026-10-01T00:00Z", "2026-10-29T12:00Z",
+                                                            "2026-11-02T00:00Z"])})
+    kpi = BY_NAME["time_to_first_value"]
+    settings = Settings(landing_root="l", warehouse_root="w", database_url="sqlite://")
+    frame = finalise(kpi, kpi.compute(first_orders=state.reset_index(), crm_customers=customers,
+                                      identity_map=identity, day=dt.date(2026, 10, 31), settings=settings))
+    # first orders on D: P2 (registered 2 days before) and P3 (registers after: excluded); P1's is older
+    only = frame.iloc[0]
+    assert len(frame) == 1 and pd.isna(only["numerator"])  # median form: null numerator
+    assert (only["denominator"], only["value"], only["unit"]) == (1.0, 2.0, "days")
+    assert all(c.passed for c in standard_checks(kpi, kpi_key(kpi), frame))
