@@ -37,6 +37,7 @@ from crm_pipeline.attribution.training import (
     update_person_day_paths,
 )
 from crm_pipeline.identity.assets import MAP_KEY
+from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS
 from crm_pipeline.ingestion.assets import PREVIOUS_DAY
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS
@@ -55,7 +56,7 @@ TRANSITIONS_KEY = dg.AssetKey(["attribution", "markov_transitions"])
 PATH_SUMMARY_KEY = dg.AssetKey(["attribution", "path_summary"])
 ROAS_KEY = dg.AssetKey(["attribution", "channel_roas"])
 ATTRIBUTION_PK = ["order_id", "model", "channel", "campaign_id"]
-MAP_COLUMNS = ["identifier_type", "identifier", "person_id", "is_refused"]
+MAP_COLUMNS = list(PERSON_LOOKUP_COLUMNS)
 # reconciliation tolerance: half a cent over the whole day
 CENT = 0.005
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm_pipeline.identity.graph import attach_person_id
+from crm_pipeline.identity.graph import IDENTIFIER_COLUMN_NAMES, attach_person_id
 from crm_pipeline.settings import Settings
 
 DEFAULT_TOUCH_EVENT_TYPES: tuple[str, ...] = (
@@ -21,7 +21,6 @@ DEFAULT_TOUCH_EVENT_TYPES: tuple[str, ...] = (
     "browser_app_click", "app_open",
 )
 VIEW_THROUGH_EVENT_TYPES: tuple[str, ...] = ("email_open", "ad_impression")
-IDENTIFIER_COLUMNS: tuple[str, ...] = ("customer_id", "email_hash", "phone_hash", "device_id", "anonymous_id")
 
 _S, _TS = pa.string(), pa.timestamp("us", tz="UTC")
 
@@ -35,7 +34,7 @@ TOUCHES_SCHEMA = pa.schema([
     pa.field("channel_group", _S),
     pa.field("campaign_id", _S),
     pa.field("device_type", _S),
-    *(pa.field(c, _S) for c in IDENTIFIER_COLUMNS),
+    *(pa.field(c, _S) for c in IDENTIFIER_COLUMN_NAMES),
     pa.field("person_id", _S),  # as of the touch's day (journeys re-attach with the order's day)
     pa.field("is_view_through", pa.bool_(), nullable=False),
 ])

@@ -13,6 +13,7 @@ import pyarrow as pa
 from crm_pipeline import checks
 from crm_pipeline.identity.graph import (
     FUZZY_PAIRS_SCHEMA,
+    IDENTIFIER_COLUMN_NAMES,
     IDENTITY_LINKS_SCHEMA,
     IDENTITY_MAP_SCHEMA,
     IDENTITY_MERGES_SCHEMA,
@@ -41,10 +42,9 @@ MERGES_KEY = dg.AssetKey(["identity", "identity_merges"])
 REJECTIONS_KEY = dg.AssetKey(["identity", "identity_rejections"])
 LINK_STATE_KEY = dg.AssetKey(["identity", "identity_link_state"])
 
-IDENTIFIER_COLUMNS = ["customer_id", "email_hash", "phone_hash", "anonymous_id", "device_id"]
 # the facts identity reads, with the identifier columns each carries (only those are loaded)
 FACT_INPUTS: dict[str, tuple[dg.AssetKey, list[str]]] = {
-    "events": (dg.AssetKey(["ingest", "events"]), IDENTIFIER_COLUMNS),
+    "events": (dg.AssetKey(["ingest", "events"]), list(IDENTIFIER_COLUMN_NAMES)),
     "orders": (dg.AssetKey(["ingest", "orders"]), ["customer_id", "email_hash", "anonymous_id", "device_id"]),
     "crm_customers": (dg.AssetKey(["ingest", "crm_customers"]), ["customer_id", "email_hash", "phone_hash"]),
     "crm_leads": (dg.AssetKey(["ingest", "crm_leads"]), ["customer_id", "email_hash", "phone_hash"]),

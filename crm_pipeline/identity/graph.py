@@ -102,6 +102,10 @@ IDENTIFIER_COLUMNS: Mapping[str, str] = MappingProxyType(
     {"customer_id": "customer_id", "email": "email_hash", "phone": "phone_hash", "device_id": "device_id",
      "anonymous_id": "anonymous_id"}
 )
+# the identifier columns of the clean tables, in attach priority order
+IDENTIFIER_COLUMN_NAMES: tuple[str, ...] = tuple(IDENTIFIER_COLUMNS[name] for name in IDENTIFIER_PRIORITY)
+# the identity_map columns attach_person_id reads: downstream inputs of the map load only these
+PERSON_LOOKUP_COLUMNS: tuple[str, ...] = ("identifier_type", "identifier", "person_id", "is_refused")
 # internal type codes are alphabetical, so sorting the encoded keys sorts by (identifier_type, identifier)
 _TYPE_NAMES: tuple[str, ...] = tuple(sorted(IDENTIFIER_PRIORITY))
 _TYPE_CODE: Mapping[str, int] = MappingProxyType({name: i for i, name in enumerate(_TYPE_NAMES)})

@@ -9,7 +9,12 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_pipeline import checks
-from crm_pipeline.identity.graph import attach_person_id
+from crm_pipeline.identity.graph import (
+    IDENTIFIER_COLUMN_NAMES,
+    PERSON_LOOKUP_COLUMNS,
+    attach_person_id,
+    resolve_person_ids,
+)
 from crm_pipeline.metadata import arrow_table, column_schema
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
@@ -65,7 +70,6 @@ PERSON_ENGAGEMENT_SCHEMA = pa.schema([
     pa.field("channel", pa.string(), nullable=False),
     pa.field("count_engagements", pa.int64(), nullable=False),
 ])
-EVENT_IDENTIFIERS = ["customer_id", "email_hash", "phone_hash", "device_id", "anonymous_id"]
 
 
 def daily_person_engagement(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
@@ -85,9 +89,9 @@ def person_engagement_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Asse
                     "email_open, email_click, sms_click, push_open, social_interaction, social_follow, "
                     "session_start, category_view, cart_add, login, ad_click), persons as of D.",
         ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]),
-                                  metadata={"columns": ["event_type", "channel", *EVENT_IDENTIFIERS]}),
+                                  metadata={"columns": ["event_type", "channel", *IDENTIFIER_COLUMN_NAMES]}),
              "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
-                 "columns": ["identifier_type", "identifier", "person_id", "is_refused"]})},
+                 "columns": list(PERSON_LOOKUP_COLUMNS)})},
         metadata={"dagster/column_schema": column_schema(PERSON_ENGAGEMENT_SCHEMA),
                   "primary_key": PERSON_ENGAGEMENT_PK},
         check_specs=[dg.AssetCheckSpec("person_id_channel_is_unique", asset=PERSON_ENGAGEMENT_KEY, blocking=True,
@@ -141,9 +145,9 @@ def messaging_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
                     "clicks and sms clicks per (person, campaign); deliveries, sends, social interactions and visits "
                     "per event type (person and campaign null). The compact input of engagement_rates.",
         ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]), metadata={
-                 "columns": ["event_type", "campaign_id", "interaction_kind", *EVENT_IDENTIFIERS]}),
+                 "columns": ["event_type", "campaign_id", "interaction_kind", *IDENTIFIER_COLUMN_NAMES]}),
              "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
-                 "columns": ["identifier_type", "identifier", "person_id", "is_refused"]})},
+                 "columns": list(PERSON_LOOKUP_COLUMNS)})},
         metadata={"dagster/column_schema": column_schema(MESSAGING_SCHEMA), "primary_key": MESSAGING_PK},
         check_specs=[dg.AssetCheckSpec("primary_key_is_unique", asset=MESSAGING_KEY, blocking=True,
                                        partitions_def=partitions)],
@@ -169,8 +173,6 @@ def update_first_orders(previous: pd.DataFrame | None, orders: pd.DataFrame, ide
                         merges: pd.DataFrame) -> pd.DataFrame:
     """Each person's first order (earliest ordered_at, ties: lowest order_id; refunded later or not) as of D:
     yesterday's state with its persons carried through today's merges, plus today's orders."""
-    from crm_pipeline.identity.graph import resolve_person_ids
-
     today = pd.DataFrame({"person_id": attach_person_id(orders, identity_map).to_numpy(),
                           "first_order_id": orders["order_id"].to_numpy(),
                           "first_ordered_at": orders["ordered_at"].to_numpy()}).dropna(subset=["person_id"])
@@ -195,7 +197,7 @@ def first_orders_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
         ins={"orders": dg.AssetIn(key=dg.AssetKey(["ingest", "orders"]), metadata={
                  "columns": ["order_id", "ordered_at", "customer_id", "email_hash", "anonymous_id", "device_id"]}),
              "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
-                 "columns": ["identifier_type", "identifier", "person_id", "is_refused"]}),
+                 "columns": list(PERSON_LOOKUP_COLUMNS)}),
              "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"])),
              "previous": dg.AssetIn(key=FIRST_ORDERS_KEY,
                                     partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},

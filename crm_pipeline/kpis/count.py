@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from crm_pipeline.identity.graph import attach_person_id, resolve_person_ids
+from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS, attach_person_id, resolve_person_ids
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count
 from crm_pipeline.settings import Settings
 
@@ -39,7 +39,6 @@ def uar_30d(person_engagement: pd.DataFrame, crm_customers: pd.DataFrame, identi
     return rows
 
 
-MAP_COLUMNS = ("identifier_type", "identifier", "person_id", "is_refused")
 
 KPIS: tuple[KpiDefinition, ...] = (
     KpiDefinition(
@@ -53,7 +52,7 @@ KPIS: tuple[KpiDefinition, ...] = (
         dimensions=(Dimension("channel"),), headline={},
         inputs=(KpiInput("person_engagement", ("aggregates", "person_engagement"), window_days=30),
                 KpiInput("crm_customers", ("ingest", "crm_customers"), columns=("customer_id", "created_at")),
-                KpiInput("identity_map", ("identity", "identity_map"), columns=MAP_COLUMNS),
+                KpiInput("identity_map", ("identity", "identity_map"), columns=PERSON_LOOKUP_COLUMNS),
                 KpiInput("identity_merges", ("identity", "identity_merges"), window_days=30)),
         compute=uar_30d, window_days=30,
         exclusions="stored person ids are remapped through the merges of D-29..D (a split keeps the old id)"),

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from crm_pipeline.attribution.models import MODELS
-from crm_pipeline.identity.graph import attach_person_id
+from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS, attach_person_id
 from crm_pipeline.kpis.count import end_of_day
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, median, quotient
 from crm_pipeline.settings import Settings
@@ -100,7 +100,6 @@ KPIS: tuple[KpiDefinition, ...] = (
         "order is on D and who registered at or before it", unit="days", dimensions=(), headline={},
         inputs=(KpiInput("first_orders", ("aggregates", "first_orders")),
                 KpiInput("crm_customers", ("ingest", "crm_customers"), columns=("customer_id", "created_at")),
-                KpiInput("identity_map", ("identity", "identity_map"),
-                         columns=("identifier_type", "identifier", "person_id", "is_refused"))),
+                KpiInput("identity_map", ("identity", "identity_map"), columns=PERSON_LOOKUP_COLUMNS)),
         compute=time_to_first_value, window_days=365),
 )
