@@ -23,6 +23,7 @@ from crm_pipeline.kpis.framework import (
     to_table,
 )
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
+from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
 from crm_pipeline.metadata import column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
@@ -30,6 +31,7 @@ from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
 ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *JOURNEY_KPIS)
+IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
                               pa.field("unit", pa.string()), pa.field("numerator", pa.float64()),
@@ -68,6 +70,8 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
     @dg.asset(
         key=key, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS,
         description=kpi.description, ins=ins, metadata=kpi_metadata(kpi),
+        # persons follow identity changes read straight from identity_merges (kpis.md 2.2): lineage only
+        deps=[dg.AssetDep(IDENTITY_MERGES_KEY)] if kpi.needs_remap else None,
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name != "ratios_within_bounds",
                                        partitions_def=partitions) for name in STANDARD_CHECK_NAMES]
         + ([dg.AssetCheckSpec("headline_at_least_target", asset=key, partitions_def=partitions,
@@ -76,8 +80,10 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
     )
     def compute_kpi(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, **inputs: pd.DataFrame):
         day = partition_day(context)
+        remap = PersonRemap.load(settings.get(), day, kpi.window_days) if kpi.needs_remap else None
         extra = {**({"day": day} if kpi.needs_day else {}),
-                 **({"settings": settings.get()} if kpi.needs_settings else {})}
+                 **({"settings": settings.get()} if kpi.needs_settings else {}),
+                 **({"remap": remap} if remap is not None else {})}
         frame = finalise(kpi, kpi.compute(**inputs, **extra))
         complete = day - dt.timedelta(days=kpi.window_days - 1) >= settings.get().start_date
         total = frame[frame[kpi.dimension_names].isna().all(axis=1)] if kpi.dimension_names else frame
@@ -85,6 +91,8 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
             "window_complete": complete, "rows": len(frame),
             "headline_value": float(total["value"].iloc[0]) if len(total) and pd.notna(total["value"].iloc[0])
             else None,
+            **({"identity_changes_through": remap.newest_identity_day or "-",
+                "identity_merges_applied": remap.merges} if remap is not None else {}),
         })
         yield from standard_checks(kpi, key, frame)
         if kpi.warn_below is not None:

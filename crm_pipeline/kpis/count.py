@@ -5,8 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS, attach_person_id, resolve_person_ids
+from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS, attach_person_id
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count
+from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.settings import Settings
 
 
@@ -23,14 +24,14 @@ def registrant_persons(customers: pd.DataFrame, identity_map: pd.DataFrame, day:
 
 
 def uar_30d(person_engagement: pd.DataFrame, crm_customers: pd.DataFrame, identity_map: pd.DataFrame,
-            identity_merges: pd.DataFrame, day: dt.date, settings: Settings) -> list[dict]:
+            remap: PersonRemap, day: dt.date, settings: Settings) -> list[dict]:
     """Registrants at D with >= 1 engagement in D-29..D, in all and per channel of their engagements."""
-    registrants = set(registrant_persons(crm_customers, identity_map, day, settings.timezone))
+    registrants = set(remap(registrant_persons(crm_customers, identity_map, day, settings.timezone)))
     engaged = person_engagement
     if len(engaged) and "date" in engaged.columns:
         first = (day - dt.timedelta(days=29)).isoformat()
         engaged = engaged.loc[(engaged["date"].astype(str) >= first).to_numpy()]
-    persons = resolve_person_ids(engaged["person_id"].astype("string"), identity_merges)
+    persons = remap(engaged["person_id"])
     active = pd.DataFrame({"person_id": persons.to_numpy(), "channel": engaged["channel"].to_numpy()})
     active = active.loc[active["person_id"].isin(registrants).to_numpy()]
     rows = [count(float(active["person_id"].nunique()))]
@@ -52,8 +53,6 @@ KPIS: tuple[KpiDefinition, ...] = (
         dimensions=(Dimension("channel"),), headline={},
         inputs=(KpiInput("person_engagement", ("aggregates", "person_engagement"), window_days=30),
                 KpiInput("crm_customers", ("ingest", "crm_customers"), columns=("customer_id", "created_at")),
-                KpiInput("identity_map", ("identity", "identity_map"), columns=PERSON_LOOKUP_COLUMNS),
-                KpiInput("identity_merges", ("identity", "identity_merges"), window_days=30)),
-        compute=uar_30d, window_days=30,
-        exclusions="stored person ids are remapped through the merges of D-29..D (a split keeps the old id)"),
+                KpiInput("identity_map", ("identity", "identity_map"), columns=PERSON_LOOKUP_COLUMNS)),
+        compute=uar_30d, window_days=30),
 )

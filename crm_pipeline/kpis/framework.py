@@ -74,6 +74,12 @@ class KpiDefinition:
         return "settings" in inspect.signature(self.compute).parameters
 
     @property
+    def needs_remap(self) -> bool:
+        """Compute functions that count persons take `remap`: stored person ids -> persons as of the newest
+        identity partition (kpis.md 2.2, `kpis.persons`)."""
+        return "remap" in inspect.signature(self.compute).parameters
+
+    @property
     def dimension_names(self) -> list[str]:
         return [d.name for d in self.dimensions]
 

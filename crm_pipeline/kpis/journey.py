@@ -9,6 +9,7 @@ from crm_pipeline.attribution.models import MODELS
 from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS, attach_person_id
 from crm_pipeline.kpis.count import end_of_day
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, median, quotient
+from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.settings import Settings
 
 BUCKETS = (*(str(i) for i in range(10)), "10+")
@@ -47,12 +48,17 @@ def time_to_conversion(journeys: pd.DataFrame) -> list[dict]:
 
 
 def time_to_first_value(first_orders: pd.DataFrame, crm_customers: pd.DataFrame, identity_map: pd.DataFrame,
-                        day: dt.date, settings: Settings) -> list[dict]:
+                        remap: PersonRemap, day: dt.date, settings: Settings) -> list[dict]:
     """Persons whose first order is on D and who registered at or before it: median days from registration."""
     start, end = (end_of_day(day - dt.timedelta(days=1), settings.timezone), end_of_day(day, settings.timezone))
-    ordered_at = pd.to_datetime(first_orders["first_ordered_at"], utc=True)
+    # persons merged later have one first order: the earliest of their parts' (ties: lowest order id)
+    first_orders = first_orders.assign(person_id=remap(first_orders["person_id"]).to_numpy(),
+                                       first_ordered_at=pd.to_datetime(first_orders["first_ordered_at"], utc=True))
+    first_orders = first_orders.sort_values(["person_id", "first_ordered_at", "first_order_id"]).drop_duplicates(
+        "person_id")
+    ordered_at = first_orders["first_ordered_at"]
     new = first_orders.loc[((ordered_at >= start) & (ordered_at < end)).to_numpy()]
-    registered = pd.DataFrame({"person_id": attach_person_id(crm_customers, identity_map).to_numpy(),
+    registered = pd.DataFrame({"person_id": remap(attach_person_id(crm_customers, identity_map)).to_numpy(),
                                "created_at": pd.to_datetime(crm_customers["created_at"], utc=True).to_numpy()})
     registration = registered.dropna(subset=["person_id"]).groupby("person_id")["created_at"].min()
     joined = new.assign(registered_at=new["person_id"].map(registration).to_numpy())

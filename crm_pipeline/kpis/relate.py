@@ -4,8 +4,8 @@ import datetime as dt
 
 import pandas as pd
 
-from crm_pipeline.identity.graph import resolve_person_ids
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, quotient
+from crm_pipeline.kpis.persons import PersonRemap
 
 VISITS = ("aggregates", "visits")
 OWNED_ASSET_CHANNELS = ("email", "sms", "push", "mobile_app", "browser_app", "mailing")
@@ -69,12 +69,12 @@ ENGAGEMENT_METRICS = ("email_open_rate", "click_to_open_rate", "email_click_rate
                       "social_interactions", "social_likes", "social_shares", "social_comments", "website_visits")
 
 
-def engagement_rates(messaging: pd.DataFrame, identity_merges: pd.DataFrame, day: dt.date) -> list[dict]:
+def engagement_rates(messaging: pd.DataFrame, remap: PersonRemap, day: dt.date) -> list[dict]:
     """Events of D-29..D: opens and clicks as distinct (person, campaign) pairs, the rest as events."""
     m = _window(messaging, day, 30)
     is_pair = m["person_id"].notna()
     pairs = m.loc[is_pair.to_numpy()].assign(
-        person_id=lambda f: resolve_person_ids(f["person_id"].astype("string"), identity_merges).to_numpy())
+        person_id=lambda f: remap(f["person_id"]).to_numpy())
     distinct = pairs.drop_duplicates(["event_type", "person_id", "campaign_id"])["event_type"].value_counts()
     events = m.loc[(~is_pair).to_numpy()]
     counts = events.groupby("event_type")["count_events"].sum()
@@ -132,8 +132,7 @@ KPIS: tuple[KpiDefinition, ...] = (
                 "push_open_rate = push_open pairs / push_send; sms_click_rate = sms_click pairs / sms_send",
         window="30d (D-29..D, each event dated by its own occurred_at)", population="events", unit="ratio, count",
         dimensions=(Dimension("metric", ENGAGEMENT_METRICS),), headline={"metric": "email_open_rate"},
-        inputs=(KpiInput("messaging", ("aggregates", "messaging"), window_days=30),
-                KpiInput("identity_merges", ("identity", "identity_merges"), window_days=30)),
+        inputs=(KpiInput("messaging", ("aggregates", "messaging"), window_days=30),),
         compute=engagement_rates, window_days=30,
         unbounded_metrics=("email_open_rate", "click_to_open_rate", "email_click_rate", "push_open_rate",
                            "sms_click_rate")),

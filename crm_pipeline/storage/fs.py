@@ -63,3 +63,16 @@ def read_table(fs: fsspec.AbstractFileSystem, path: str, columns: Sequence[str] 
     """The file (or only `columns` of it), fetched in one request (one GET on object stores instead of HEAD +
     ranged reads)."""
     return pq.read_table(pa.BufferReader(fs.cat_file(path)), columns=list(columns) if columns else None)
+
+
+
+def partition_files(root: str, key_path: Sequence[str], storage_options: Mapping[str, Any] | None = None
+                    ) -> dict[str, dict[str, Any]]:
+    """{partition key: file info (name, size, modification time)} of every materialised partition of an asset
+    in the Hive layout (`<root>/<key path>/date=YYYY-MM-DD/part.parquet`), read straight from storage in one
+    listing."""
+    fs, base = filesystem(join(root, *key_path), storage_options)
+    if not fs.exists(base):
+        return {}
+    found = fs.glob(f"{base}/date=*/part.parquet", detail=True)
+    return dict(sorted((name.rsplit("/", 2)[-2].removeprefix("date="), info) for name, info in found.items()))

@@ -7,6 +7,7 @@ import pandas as pd
 from crm_pipeline.kpis.assets import kpi_key
 from crm_pipeline.kpis.count import KPIS
 from crm_pipeline.kpis.framework import finalise, standard_checks
+from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.settings import Settings
 
 KPI = {k.name: k for k in KPIS}["uar_30d"]
@@ -43,7 +44,7 @@ def test_uar_30d_by_hand():
     merges = pd.DataFrame({"change_date": [D], "kind": ["merge"], "kept_person_id": ["P2"],
                            "other_person_id": ["P9"], "reason": ["co_occurrence:events"]})
     frame = finalise(KPI, KPI.compute(person_engagement=engagement, crm_customers=CUSTOMERS, identity_map=IDENTITY,
-                                      identity_merges=merges, day=D, settings=SETTINGS))
+                                      remap=PersonRemap(merges), day=D, settings=SETTINGS))
     assert all(c.passed for c in standard_checks(KPI, kpi_key(KPI), frame))
     values = dict(zip(frame["channel"].astype(object).where(frame["channel"].notna(), None), frame["value"],
                       strict=True))
@@ -56,5 +57,5 @@ def test_uar_30d_on_an_empty_window_is_zero():
     empty = pd.DataFrame(columns=["person_id", "channel", "count_engagements", "date"])
     merges = pd.DataFrame(columns=["change_date", "kind", "kept_person_id", "other_person_id", "reason"])
     frame = finalise(KPI, KPI.compute(person_engagement=empty, crm_customers=CUSTOMERS, identity_map=IDENTITY,
-                                      identity_merges=merges, day=D, settings=SETTINGS))
+                                      remap=PersonRemap(merges), day=D, settings=SETTINGS))
     assert frame[["numerator", "value"]].values.tolist() == [[0.0, 0.0]]

@@ -8,6 +8,7 @@ import pytest
 from crm_pipeline.kpis.assets import kpi_key
 from crm_pipeline.kpis.framework import finalise, standard_checks
 from crm_pipeline.kpis.journey import KPIS
+from crm_pipeline.kpis.persons import PersonRemap
 
 BY_NAME = {k.name: k for k in KPIS}
 
@@ -125,9 +126,17 @@ def test_first_orders_state_and_time_to_first_value_by_hand():
     kpi = BY_NAME["time_to_first_value"]
     settings = Settings(landing_root="l", warehouse_root="w", database_url="sqlite://")
     frame = finalise(kpi, kpi.compute(first_orders=state.reset_index(), crm_customers=customers,
-                                      identity_map=identity, day=dt.date(2026, 10, 31), settings=settings))
+                                      identity_map=identity, remap=PersonRemap(no_merges), day=dt.date(2026, 10, 31),
+                                      settings=settings))
     # first orders on D: P2 (registered 2 days before) and P3 (registers after: excluded); P1's is older
     only = frame.iloc[0]
     assert len(frame) == 1 and pd.isna(only["numerator"])  # median form: null numerator
     assert (only["denominator"], only["value"], only["unit"]) == (1.0, 2.0, "days")
     assert all(c.passed for c in standard_checks(kpi, kpi_key(kpi), frame))
+    # a re-run after P2 was merged into P1 (kpis.md 2.2): the merged person's first order is P1's older o0
+    later = pd.DataFrame({"change_date": [dt.date(2026, 11, 5)], "kind": ["merge"], "kept_person_id": ["P1"],
+                          "other_person_id": ["P2"], "reason": ["x"]})
+    frame = finalise(kpi, kpi.compute(first_orders=state.reset_index(), crm_customers=customers,
+                                      identity_map=identity, remap=PersonRemap(later), day=dt.date(2026, 10, 31),
+                                      settings=settings))
+    assert frame[["denominator"]].values.tolist() == [[0.0]] and pd.isna(frame["value"].iloc[0])

@@ -8,6 +8,7 @@ import pandas as pd
 from crm_pipeline.kpis.aggregates import daily_visits
 from crm_pipeline.kpis.assets import kpi_key
 from crm_pipeline.kpis.framework import finalise, standard_checks
+from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.kpis.relate import KPIS
 
 BY_NAME = {k.name: k for k in KPIS}
@@ -113,7 +114,7 @@ def test_engagement_rates_count_distinct_person_campaign_pairs_by_hand():
                            "other_person_id": ["P9"], "reason": ["x"]})
     kpi = BY_NAME["engagement_rates"]
     frame = finalise(kpi, kpi.compute(messaging=pd.concat([old, d5, d0], ignore_index=True),
-                                      identity_merges=merges, day=D))
+                                      remap=PersonRemap(merges), day=D))
     assert all(c.passed or c.severity == dg.AssetCheckSeverity.WARN for c in standard_checks(kpi, kpi_key(kpi), frame))
     t = frame.set_index("metric")
     # open pairs (P1,c1), (P2,c1) = 2 over 4 deliveries; click pairs 1; push 1 pair / 1 send
