@@ -25,6 +25,7 @@ from crm_pipeline.kpis.framework import (
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
+from crm_pipeline.kpis.states import person_signals_asset
 from crm_pipeline.metadata import column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
@@ -80,7 +81,7 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
     )
     def compute_kpi(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, **inputs: pd.DataFrame):
         day = partition_day(context)
-        remap = PersonRemap.load(settings.get(), day, kpi.window_days) if kpi.needs_remap else None
+        remap = PersonRemap.load(settings.get(), day, kpi.remap_days or kpi.window_days) if kpi.needs_remap else None
         extra = {**({"day": day} if kpi.needs_day else {}),
                  **({"settings": settings.get()} if kpi.needs_settings else {}),
                  **({"remap": remap} if remap is not None else {})}
@@ -142,5 +143,5 @@ def _fmt(x: float | None) -> str:
 
 def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [visits_asset(partitions), person_engagement_asset(partitions), messaging_asset(partitions),
-            first_orders_asset(partitions),
+            first_orders_asset(partitions), person_signals_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

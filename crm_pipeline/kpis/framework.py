@@ -60,6 +60,8 @@ class KpiDefinition:
     # quotient rows whose value may leave [0, 1] / [0, 100]: bound checks on them only warn
     unbounded_metrics: tuple[str, ...] = ()
     window_days: int = 1  # how far back the KPI's definition reads (for window_complete)
+    # how far back the stored person ids it reads go (default window_days): identity changes after that apply
+    remap_days: int | None = None
     warn_below: float | None = None  # a WARN check fires when the headline value is below this target
     extra: Mapping[str, str] = field(default_factory=dict)
 
