@@ -106,6 +106,47 @@ def person_engagement_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Asse
     return person_engagement
 
 
+CATEGORY_VIEWS_KEY = dg.AssetKey(["aggregates", "category_views"])
+CATEGORY_VIEWS_PK = ["person_id", "category"]
+CATEGORY_VIEWS_SCHEMA = pa.schema([
+    pa.field("person_id", pa.string(), nullable=False),  # as of day D
+    pa.field("category", pa.string(), nullable=False),
+    pa.field("count_views", pa.int64(), nullable=False),
+])
+
+
+def daily_category_views(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
+    """The day's category_view events with a category, counted per person and category."""
+    views = events.loc[((events["event_type"] == "category_view") & events["category"].notna()).to_numpy()]
+    frame = pd.DataFrame({"person_id": attach_person_id(views, identity_map).to_numpy(),
+                          "category": views["category"].astype("string").to_numpy()}).dropna()
+    out = frame.groupby(CATEGORY_VIEWS_PK).size().rename("count_views").reset_index()
+    return out.sort_values(CATEGORY_VIEWS_PK, ignore_index=True)
+
+
+def category_views_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=CATEGORY_VIEWS_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"},
+        description="One row per person and category with category_view events on day D (views without a "
+                    "category are left out), persons as of D: the compact input of the category audiences.",
+        ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]),
+                                  metadata={"columns": ["event_type", "category", *IDENTIFIER_COLUMN_NAMES]}),
+             "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
+                 "columns": list(PERSON_LOOKUP_COLUMNS)})},
+        metadata={"dagster/column_schema": column_schema(CATEGORY_VIEWS_SCHEMA), "primary_key": CATEGORY_VIEWS_PK},
+        check_specs=[dg.AssetCheckSpec(checks.primary_key_check_name(CATEGORY_VIEWS_PK), asset=CATEGORY_VIEWS_KEY,
+                                       blocking=True, partitions_def=partitions)],
+    )
+    def category_views(events: pd.DataFrame, identity_map: pd.DataFrame):
+        frame = daily_category_views(events, identity_map)
+        yield dg.Output(arrow_table(frame, CATEGORY_VIEWS_SCHEMA), metadata={
+            "persons": int(frame["person_id"].nunique()), "views": int(frame["count_views"].sum())})
+        yield checks.primary_key_is_unique(CATEGORY_VIEWS_KEY, frame, CATEGORY_VIEWS_PK)
+
+    return category_views
+
+
 PAIR_EVENT_TYPES = ("email_open", "email_click", "push_open", "sms_click")
 COUNTED_EVENT_TYPES = ("email_delivered", "push_send", "sms_send", "social_interaction", "session_start")
 MESSAGING_KEY = dg.AssetKey(["aggregates", "messaging"])

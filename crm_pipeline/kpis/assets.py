@@ -8,11 +8,14 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_pipeline.kpis.aggregates import (
+    category_views_asset,
     first_orders_asset,
     messaging_asset,
     person_engagement_asset,
     visits_asset,
 )
+from crm_pipeline.kpis.audiences import KPIS as AUDIENCE_KPIS
+from crm_pipeline.kpis.audiences import membership_asset
 from crm_pipeline.kpis.count import KPIS as COUNT_KPIS
 from crm_pipeline.kpis.framework import (
     STANDARD_CHECK_NAMES,
@@ -25,13 +28,13 @@ from crm_pipeline.kpis.framework import (
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
-from crm_pipeline.kpis.states import person_signals_asset
+from crm_pipeline.kpis.states import order_book_asset, person_signals_asset
 from crm_pipeline.metadata import column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
-ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *JOURNEY_KPIS)
+ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS)
 IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
@@ -143,5 +146,6 @@ def _fmt(x: float | None) -> str:
 
 def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [visits_asset(partitions), person_engagement_asset(partitions), messaging_asset(partitions),
-            first_orders_asset(partitions), person_signals_asset(partitions),
+            first_orders_asset(partitions), person_signals_asset(partitions), order_book_asset(partitions),
+            category_views_asset(partitions), membership_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

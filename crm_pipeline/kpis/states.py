@@ -7,6 +7,8 @@ one long table of latest timestamps answers every one of them. D = D-1 carried t
 the events and orders of D, keeping the latest timestamp per key.
 """
 
+import datetime as dt
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -19,8 +21,8 @@ from crm_pipeline.identity.graph import (
     attach_person_id,
     resolve_person_ids,
 )
-from crm_pipeline.metadata import arrow_table, column_schema
-from crm_pipeline.resources import OWNERS
+from crm_pipeline.metadata import arrow_table, column_schema, partition_day
+from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 # signal <- event types; an installation signal is kept per (person, device_id)
 EVENT_SIGNALS: dict[str, str] = {
@@ -120,3 +122,129 @@ def person_signals_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
         yield checks.primary_key_is_unique(PERSON_SIGNALS_KEY, frame, PERSON_SIGNALS_PK, nullable=["device_id"])
 
     return person_signals
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the order book: every order of the last 365 days with what has been refunded of it
+
+ORDER_BOOK_DAYS = 365  # past purchasers and win-back candidates look back 365 days (kpis.md 2.3)
+REFUND_TOLERANCE = 0.005  # fully refunded: refunds >= net - half a cent (order currency)
+ORDER_BOOK_KEY = dg.AssetKey(["aggregates", "order_book"])
+ORDER_BOOK_SCHEMA = pa.schema([
+    pa.field("order_id", pa.string(), nullable=False),
+    pa.field("person_id", pa.string(), nullable=False),
+    pa.field("ordered_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("order_day", pa.date32(), nullable=False),  # the day of ordered_at in the reporting timezone
+    pa.field("currency", pa.string()),
+    pa.field("net_revenue", pa.float64()),  # reporting currency, at the order day's rate
+    pa.field("net_revenue_original", pa.float64()),  # order currency
+    pa.field("refunded_original", pa.float64(), nullable=False),  # refunds up to D, in the order currency
+    pa.field("count_refunds", pa.int64(), nullable=False),
+    pa.field("fully_refunded", pa.bool_(), nullable=False),  # at the end of D (kpis.md 2.3)
+    pa.field("categories", pa.string()),  # "|"-separated
+])
+
+
+def refunds_in_order_currency(refunds: pd.DataFrame, book: pd.DataFrame, fx_latest: pd.DataFrame,
+                              reporting_currency: str) -> pd.Series:
+    """Each refund's amount in the currency of its order: the original amount when the currencies agree, else
+    converted through the reporting currency at the refund day's rates (the refund's own rate, then the order
+    currency's latest rate on or before that day). Indexed like `refunds`; NaN for an unknown order."""
+    order_currency = refunds["order_id"].map(book.drop_duplicates("order_id").set_index("order_id")["currency"])
+    same = (refunds["currency"].astype("string") == order_currency.astype("string")).fillna(False)
+    rates = fx_latest.set_index("currency")["rate_to_reporting"] if len(fx_latest) else pd.Series(dtype=float)
+    rate = order_currency.map(rates).astype(float)
+    rate = rate.mask(order_currency == reporting_currency, 1.0)
+    converted = refunds["amount"].astype(float) / rate
+    return pd.Series(np.where(same, refunds["amount_original"].astype(float), converted), index=refunds.index)
+
+
+def update_order_book(previous: pd.DataFrame | None, orders: pd.DataFrame, refunds: pd.DataFrame,
+                      fx_latest: pd.DataFrame, identity_map: pd.DataFrame, merges: pd.DataFrame, timezone: str, reporting_currency: str, oldest_day: object) -> pd.DataFrame:
+    """Yesterday's book carried through today's merges, plus today's orders, minus orders placed before
+    `oldest_day`, with today's refunds added to their orders (refunds of orders not in the book are ignored:
+    older than a year or placed before CRM_START_DATE). An order without refunds is never fully refunded,
+    even at a net amount of 0."""
+    ordered_at = pd.to_datetime(orders["ordered_at"], utc=True)
+    today = pd.DataFrame({
+        "order_id": orders["order_id"].astype("string").to_numpy(),
+        "person_id": attach_person_id(orders, identity_map).to_numpy(),
+        "ordered_at": ordered_at.to_numpy(),
+        "order_day": ordered_at.dt.tz_convert(timezone).dt.date.to_numpy(),
+        "currency": orders["currency"].astype("string").to_numpy(),
+        "net_revenue": orders["net_revenue"].astype(float).to_numpy(),
+        "net_revenue_original": orders["net_revenue_original"].astype(float).to_numpy(),
+        "refunded_original": 0.0,
+        "count_refunds": 0,
+        "fully_refunded": False,
+        "categories": orders["categories"].astype("string").to_numpy(),
+    }).dropna(subset=["person_id"])
+    frames = [today]
+    if previous is not None and len(previous):
+        frames.insert(0, previous.assign(person_id=resolve_person_ids(previous["person_id"], merges).to_numpy()))
+    book = pd.concat(frames, ignore_index=True).drop_duplicates("order_id", keep="first")
+    book["order_day"] = pd.to_datetime(book["order_day"]).dt.date
+    book = book.loc[(book["order_day"] >= oldest_day).to_numpy()].reset_index(drop=True)
+    if len(refunds):
+        amounts = refunds_in_order_currency(refunds, book, fx_latest, reporting_currency)
+        by_order = amounts.groupby(refunds["order_id"].astype("string").to_numpy())
+        book["refunded_original"] = book["refunded_original"].astype(float) + book["order_id"].map(
+            by_order.sum()).fillna(0.0).to_numpy()
+        book["count_refunds"] = book["count_refunds"].astype("int64") + book["order_id"].map(
+            by_order.size()).fillna(0).astype("int64").to_numpy()
+    # an order is fully refunded when it has refunds and they total its net amount to the cent
+    book["fully_refunded"] = (book["count_refunds"] > 0) & (
+        book["refunded_original"] >= book["net_revenue_original"] - REFUND_TOLERANCE)
+    return book.sort_values("order_id", ignore_index=True)[list(ORDER_BOOK_SCHEMA.names)]
+
+
+def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=ORDER_BOOK_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"},
+        description=f"One row per order placed in D-{ORDER_BOOK_DAYS - 1}..D (reporting timezone): its person, "
+                    "day, currency, net revenue (reporting and order currency), categories, and the refunds dated "
+                    "up to the end of D with whether they make it fully refunded (kpis.md 2.3). A state: D = D-1 "
+                    "carried through the merges of D + the orders of D - orders older than a year, with the refunds "
+                    "of D applied. Feeds past purchasers and win-back candidates.",
+        ins={"orders": dg.AssetIn(key=dg.AssetKey(["ingest", "orders"]), metadata={
+                 "columns": ["order_id", "ordered_at", "customer_id", "email_hash", "anonymous_id", "device_id",
+                             "currency", "net_revenue", "net_revenue_original", "categories"]}),
+             "refunds": dg.AssetIn(key=dg.AssetKey(["ingest", "refunds"]), metadata={
+                 "columns": ["refund_id", "order_id", "currency", "amount", "amount_original"]}),
+             "fx_latest": dg.AssetIn(key=dg.AssetKey(["ingest", "fx_rates_latest"])),
+             "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
+                 "columns": list(PERSON_LOOKUP_COLUMNS)}),
+             "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"])),
+             "previous": dg.AssetIn(key=ORDER_BOOK_KEY,
+                                    partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
+        metadata={"dagster/column_schema": column_schema(ORDER_BOOK_SCHEMA), "primary_key": ["order_id"]},
+        check_specs=[dg.AssetCheckSpec(checks.primary_key_check_name(["order_id"]), asset=ORDER_BOOK_KEY, blocking=True,
+                                       partitions_def=partitions),
+                     dg.AssetCheckSpec("refunds_reconcile", asset=ORDER_BOOK_KEY, blocking=True,
+                                       partitions_def=partitions,
+                                       description="refunds of D = applied to a booked order + of orders outside "
+                                                   "the book, and no refund amount is unknown")],
+    )
+    def order_book(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, orders: pd.DataFrame,
+                   refunds: pd.DataFrame, fx_latest: pd.DataFrame, identity_map: pd.DataFrame,
+                   identity_merges: pd.DataFrame, previous: pd.DataFrame | None):
+        s = settings.get()
+        day = partition_day(context)
+        oldest = day - dt.timedelta(days=ORDER_BOOK_DAYS - 1)
+        book = update_order_book(previous, orders, refunds, fx_latest, identity_map, identity_merges,
+                                 s.timezone, s.reporting_currency, oldest)
+        applied = refunds["order_id"].astype("string").isin(book["order_id"])
+        amounts = refunds_in_order_currency(refunds.loc[applied.to_numpy()], book, fx_latest, s.reporting_currency)
+        yield dg.Output(arrow_table(book, ORDER_BOOK_SCHEMA), metadata={
+            "orders": len(book), "orders_today": int((book["order_day"] == day).sum()),
+            "fully_refunded": int(book["fully_refunded"].sum()), "refunds_applied": int(applied.sum()),
+            "refunds_outside_book": int((~applied).sum())})
+        yield checks.primary_key_is_unique(ORDER_BOOK_KEY, book, ["order_id"])
+        unknown = int(amounts.isna().sum())
+        yield dg.AssetCheckResult(asset_key=ORDER_BOOK_KEY, check_name="refunds_reconcile",
+                                  passed=unknown == 0 and int(applied.sum()) + int((~applied).sum()) == len(refunds),
+                                  metadata={"refunds": len(refunds), "applied": int(applied.sum()),
+                                            "outside_book": int((~applied).sum()), "unknown_amounts": unknown})
+
+    return order_book
