@@ -2,6 +2,10 @@
 time and peak memory per stage (asset group) and rows per second.
 
     python bench/run.py --scale small --days 3 [--keep DIR]
+    python bench/run.py --scale small --days 180 --start 2026-04-01 --measure 10,180   # cost vs history
+
+With --measure only the listed days (1 = the first) are measured stage by stage; the days between run as one
+whole-pipeline process each stretch, to build the history quickly.
 
 Each (day, group) runs in its own process so that its peak memory (max RSS) is its own; the figures include
 the Python + Dagster baseline of a fresh process, printed separately. Speed targets are checked here, never in
@@ -19,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-GROUPS = ["ingestion", "identity", "attribution", "aggregates", "kpis"]  # asset groups in graph order; later stages add theirs
+GROUPS = ["ingestion", "identity", "attribution", "aggregates", "audiences", "kpis"]  # asset groups in graph order; later stages add theirs
 QUALITY = ("quality_identifiers_precision", "quality_identifiers_recall", "quality_identifiers_f1",
            "quality_identifiers_f1_reachable", "quality_customer_records_precision",
            "quality_customer_records_recall", "quality_customer_records_f1")
@@ -38,10 +42,11 @@ def _worker(args: argparse.Namespace) -> None:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     settings = Settings.from_env()
     day = dt.date.fromisoformat(args.day)
+    end = dt.date.fromisoformat(args.end) if args.end else day
     t0 = time.perf_counter()
     with dg.instance_for_test() as instance:  # the bench measures compute, not instance bookkeeping
-        rows = run_range(settings, day, day, select=f"group:{args.group}", instance=instance,
-                         echo=lambda *_: None)
+        rows = run_range(settings, day, end, select=None if args.group == "all" else f"group:{args.group}",
+                         instance=instance, echo=lambda *_: None)
         wall = time.perf_counter() - t0
         quality: dict[str, float] = {}
         if args.group == "identity":
@@ -86,6 +91,9 @@ def main() -> int:
     parser.add_argument("--keep", default=None, help="use (and keep) this folder instead of a temporary one")
     parser.add_argument("--worker-day", dest="day", help=argparse.SUPPRESS)
     parser.add_argument("--worker-group", dest="group", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-end", dest="end", help=argparse.SUPPRESS)
+    parser.add_argument("--measure", default=None,
+                        help="comma-separated day numbers (1 = the first day) to measure; the others run unmeasured")
     args = parser.parse_args()
     if args.day:
         _worker(args)
@@ -109,8 +117,23 @@ def main() -> int:
 
     print(f"\n{'day':<12}{'group':<14}{'wall s':>9}{'peak MB':>10}{'base MB':>10}{'rows in':>12}{'rows/s':>12}")
     totals: dict[str, list[float]] = {}
+    measured = {int(n) - 1 for n in args.measure.split(",")} if args.measure else set(range(args.days))
+    pending: list[str] = []  # unmeasured days, run as one process before the next measured day
+
+    def catch_up() -> None:
+        if pending:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, __file__, "--worker-day", pending[0], "--worker-end", pending[-1],
+                            "--worker-group", "all"], env=env, check=True, capture_output=True, text=True)
+            print(f"{pending[0]}..{pending[-1]}: {len(pending)} days unmeasured, {time.perf_counter() - t0:.0f} s")
+            pending.clear()
+
     for i in range(args.days):
         day = (start + dt.timedelta(days=i)).isoformat()
+        if i not in measured:
+            pending.append(day)
+            continue
+        catch_up()
         for group in GROUPS:
             out = subprocess.run([sys.executable, __file__, "--worker-day", day, "--worker-group", group],
                                  env=env, check=True, capture_output=True, text=True)
@@ -121,6 +144,7 @@ def main() -> int:
                   f"{figures['baseline_mb']:>10.0f}{figures['rows_in']:>12,}{rate:>12,.0f}")
             if figures["quality"]:
                 print("    " + "  ".join(f"{k.removeprefix('quality_')}={v:.4f}" for k, v in figures["quality"].items()))
+    catch_up()
     print()
     for group, walls in totals.items():
         print(f"{group}: mean {sum(walls) / len(walls):.1f} s/day, max {max(walls):.1f} s/day")
