@@ -116,3 +116,24 @@ def test_a_ui_backfill_of_a_range_targets_exactly_that_range_for_every_asset(set
     for key in keys:
         for other in graph.get(key).execution_set_asset_keys:
             assert targeted[other] == targeted[key], (key, other)
+
+
+def test_every_kpi_declares_column_lineage_to_real_upstream_columns(settings):
+    from crm_pipeline.kpis.assets import ALL_KPIS
+
+    defs = build_definitions(settings)
+    schemas = {spec.key: {c.name for c in spec.metadata["dagster/column_schema"].columns}
+               for spec in defs.resolve_all_asset_specs()}
+    problems = []
+    for kpi in ALL_KPIS:
+        lineage = kpi.column_lineage()
+        open_dims = [d.name for d in kpi.dimensions if d.values is None]
+        problems += [f"{kpi.name}: no lineage for {c}" for c in ("numerator", "value", *open_dims) if c not in lineage]
+        for column, deps in lineage.items():
+            if column not in kpi.schema.names:
+                problems.append(f"{kpi.name}: lineage for unknown output column {column}")
+            for key, upstream in deps:
+                asset_key = dg.AssetKey(list(key))
+                if upstream not in schemas.get(asset_key, set()):
+                    problems.append(f"{kpi.name}.{column}: {asset_key.to_user_string()} has no column {upstream}")
+    assert problems == []

@@ -160,6 +160,20 @@ def _metadata(instance, key: list[str], day: dt.date) -> dict[str, object]:
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
+def test_kpi_materialisations_carry_column_lineage_and_row_counts(materialised):
+    _, _, _, instance = materialised
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["kpi", "uar_30d"]), asset_partitions=[DAYS[-1].isoformat()]),
+        limit=1).records
+    metadata = records[0].asset_materialization.metadata
+    lineage = metadata["dagster/column_lineage"].value
+    deps = {(d.asset_key.to_user_string(), d.column_name) for d in lineage.deps_by_column["numerator"]}
+    assert ("aggregates/person_engagement", "person_id") in deps
+    assert ("identity/identity_merges", "other_person_id") in deps  # persons follow later merges
+    assert {d.column_name for d in lineage.deps_by_column["channel"]} == {"channel"}
+    assert metadata["dagster/row_count"].value == metadata["rows"].value > 0
+
+
 def test_identity_maps_every_identifier_to_one_person(materialised):
     _, warehouse, _, _ = materialised
     identity = warehouse / "identity"

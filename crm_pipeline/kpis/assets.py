@@ -61,6 +61,12 @@ def kpi_metadata(kpi: KpiDefinition) -> dict[str, object]:
     }
 
 
+def column_lineage(kpi: KpiDefinition) -> dg.TableColumnLineage:
+    return dg.TableColumnLineage(deps_by_column={
+        column: [dg.TableColumnDep(asset_key=dg.AssetKey(list(key)), column_name=name) for key, name in deps]
+        for column, deps in kpi.column_lineage().items()})
+
+
 def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     key = kpi_key(kpi)
     ins = {
@@ -92,6 +98,7 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
         complete = day - dt.timedelta(days=kpi.window_days - 1) >= settings.get().start_date
         total = frame[frame[kpi.dimension_names].isna().all(axis=1)] if kpi.dimension_names else frame
         yield dg.Output(to_table(kpi, frame), metadata={
+            "dagster/column_lineage": column_lineage(kpi),
             "window_complete": complete, "rows": len(frame),
             "headline_value": float(total["value"].iloc[0]) if len(total) and pd.notna(total["value"].iloc[0])
             else None,

@@ -197,6 +197,9 @@ KPIS: tuple[KpiDefinition, ...] = (
         dimensions=(Dimension("audience"), Dimension("metric", ("reach", "size", "activatable"))),
         headline={"metric": "reach"},
         inputs=(KpiInput("audience_membership", tuple(MEMBERSHIP_KEY.path)),),
+        lineage={"audience": ("audience_membership.audience",),
+                 "numerator": ("audience_membership.person_id", "audience_membership.audience",
+                               "audience_membership.activatable")},
         compute=audiences, window_days=366, remap_days=1,
         exclusions="category audiences without members get no rows (the four others always have theirs); fully "
                    "refunded orders make no past purchaser"),

@@ -31,6 +31,11 @@ def _entry(kpi: KpiDefinition) -> str:
         f"- **Dimensions**: {dims}",
         f"- **Headline (total row)**: {headline}",
         f"- **Inputs**: {inputs}",
+        *([f"- **Persons**: remapped through the identity changes logged from {kpi.remap_days or kpi.window_days} d "
+           "before D up to the newest identity partition (kpis.md 2.2)"] if kpi.needs_remap else []),
+        "- **Column lineage**: " + "; ".join(
+            f"`{column}` ← " + ", ".join(f"`{'/'.join(key)}.{name}`" for key, name in deps)
+            for column, deps in kpi.column_lineage().items()),
         *([f"- **Target**: a warning-severity check fires when the headline is below {kpi.warn_below}"]
           if kpi.warn_below is not None else []),
         "",

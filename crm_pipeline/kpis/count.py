@@ -139,6 +139,10 @@ KPIS: tuple[KpiDefinition, ...] = (
         inputs=(KpiInput("person_signals", ("aggregates", "person_signals"), window_days=2),
                 KpiInput("crm_customers", ("ingest", "crm_customers"), columns=("customer_id", "created_at")),
                 KpiInput("identity_map", ("identity", "identity_map"), columns=PERSON_LOOKUP_COLUMNS)),
+        lineage={"asset": ("person_signals.signal",),
+                 "numerator": ("person_signals.person_id", "person_signals.signal", "person_signals.device_id",
+                               "person_signals.latest_at", "crm_customers.customer_id", "crm_customers.created_at",
+                               "identity_map.person_id")},
         compute=asset_counts, window_days=366, remap_days=2,
         exclusions="email complaints do not end a subscription; an app_open on an uninstalled installation is not "
                    "activity"),
@@ -154,5 +158,8 @@ KPIS: tuple[KpiDefinition, ...] = (
         inputs=(KpiInput("person_engagement", ("aggregates", "person_engagement"), window_days=30),
                 KpiInput("crm_customers", ("ingest", "crm_customers"), columns=("customer_id", "created_at")),
                 KpiInput("identity_map", ("identity", "identity_map"), columns=PERSON_LOOKUP_COLUMNS)),
+        lineage={"channel": ("person_engagement.channel",),
+                 "numerator": ("person_engagement.person_id", "crm_customers.customer_id", "crm_customers.created_at",
+                               "identity_map.person_id")},
         compute=uar_30d, window_days=30),
 )

@@ -64,6 +64,9 @@ class KpiDefinition:
     remap_days: int | None = None
     warn_below: float | None = None  # a WARN check fires when the headline value is below this target
     extra: Mapping[str, str] = field(default_factory=dict)
+    # column lineage: output column (a dimension, numerator, denominator or value) -> "input.column" of the
+    # upstream columns it is computed from; value defaults to numerator + denominator
+    lineage: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def needs_day(self) -> bool:
@@ -80,6 +83,26 @@ class KpiDefinition:
         """Compute functions that count persons take `remap`: stored person ids -> persons as of the newest
         identity partition (kpis.md 2.2, `kpis.persons`)."""
         return "remap" in inspect.signature(self.compute).parameters
+
+    def column_lineage(self) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+        """{output column: [(upstream asset key path, upstream column)]}, with the identity changes a remapping
+        KPI reads added to the columns that count persons."""
+        keys = {i.name: i.key for i in self.inputs}
+        out: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for column, sources in self.lineage.items():
+            for source in sources:
+                name, _, upstream_column = source.partition(".")
+                if name not in keys or not upstream_column:
+                    raise ValueError(f"{self.name}: lineage source {source!r} is not <input>.<column> of its inputs")
+                out.setdefault(column, []).append((keys[name], upstream_column))
+        if "value" not in out:
+            out["value"] = [*out.get("numerator", []), *out.get("denominator", [])]
+        if self.needs_remap:
+            persons = [(("identity", "identity_merges"), "kept_person_id"),
+                       (("identity", "identity_merges"), "other_person_id")]
+            for column in ("numerator", "value"):
+                out.setdefault(column, []).extend(persons)
+        return {column: list(dict.fromkeys(deps)) for column, deps in out.items() if deps}
 
     @property
     def dimension_names(self) -> list[str]:

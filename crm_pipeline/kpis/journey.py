@@ -78,6 +78,9 @@ KPIS: tuple[KpiDefinition, ...] = (
         "without touches has 0 channels and 0 touches", unit="count, ratio",
         dimensions=(Dimension("metric", ("channels", "touches", "order_share")), Dimension("bucket", BUCKETS)),
         headline={"metric": "channels"}, inputs=(KpiInput("journeys", JOURNEYS),),
+        lineage={"bucket": ("journeys.count_channels",),
+                 "numerator": ("journeys.count_channels", "journeys.count_touches"),
+                 "denominator": ("journeys.order_id",)},
         compute=influences_per_order, window_days=31),
     KpiDefinition(
         name="attributed_revenue", family="Journey", seed="002",
@@ -88,6 +91,9 @@ KPIS: tuple[KpiDefinition, ...] = (
         dimensions=(Dimension("model", MODELS), Dimension("channel")), headline={},
         inputs=(KpiInput("journeys", JOURNEYS, columns=("order_id", "net_revenue")),
                 KpiInput("order_attribution", ATTRIBUTION)),
+        lineage={"model": ("order_attribution.model",), "channel": ("order_attribution.channel",),
+                 "numerator": ("order_attribution.attributed_revenue", "order_attribution.credit",
+                               "journeys.net_revenue")},
         compute=attributed_revenue, window_days=90),  # markov/shapley train on D-89..D
     KpiDefinition(
         name="time_to_conversion", family="Journey", seed="002",
@@ -96,7 +102,9 @@ KPIS: tuple[KpiDefinition, ...] = (
         formula="median and mean of (ordered_at - earliest journey touch) / 86400 s",
         window="1d (journeys look back 30 d)", population="orders placed on D with >= 1 touch", unit="days",
         dimensions=(Dimension("metric", ("median_days", "mean_days")),), headline={"metric": "median_days"},
-        inputs=(KpiInput("journeys", JOURNEYS),), compute=time_to_conversion, window_days=31),
+        inputs=(KpiInput("journeys", JOURNEYS),), lineage={"numerator": ("journeys.days_from_first_touch",),
+                 "denominator": ("journeys.days_from_first_touch", "journeys.count_touches")},
+        compute=time_to_conversion, window_days=31),
     KpiDefinition(
         name="time_to_first_value", family="Journey", seed="002",
         description="One row per day (no dimensions) for the persons whose first order is on D and whose registration "
@@ -107,5 +115,8 @@ KPIS: tuple[KpiDefinition, ...] = (
         inputs=(KpiInput("first_orders", ("aggregates", "first_orders")),
                 KpiInput("crm_customers", ("ingest", "crm_customers"), columns=("customer_id", "created_at")),
                 KpiInput("identity_map", ("identity", "identity_map"), columns=PERSON_LOOKUP_COLUMNS)),
+        lineage={"denominator": ("first_orders.person_id", "first_orders.first_ordered_at"),
+                 "value": ("first_orders.first_ordered_at", "crm_customers.created_at", "crm_customers.customer_id",
+                           "identity_map.person_id")},
         compute=time_to_first_value, window_days=365),
 )
