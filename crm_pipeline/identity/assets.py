@@ -23,6 +23,7 @@ from crm_pipeline.identity.graph import (
     IdentityConfig,
     IdentityState,
     resolve_day,
+    resolve_person_ids,
 )
 from crm_pipeline.identity.matching import MATCH_SCHEMA, MatchingConfig, match_profiles
 from crm_pipeline.identity.quality import identity_quality
@@ -135,13 +136,16 @@ def fuzzy_matches_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
 
 
 def merges_consistent_with_map(merges: pd.DataFrame, identity_map: pd.DataFrame) -> dg.AssetCheckResult:
-    """The merge log agrees with the map: an absorbed id is gone, a survivor and both parts of a split exist."""
+    """The merge log agrees with the map: an absorbed id is gone; a survivor and both parts of a split exist,
+    or (a person split and then absorbed on the same day) live on in the survivor they were merged into."""
     persons = set(identity_map["person_id"].astype(str))
     is_merge = (merges["kind"] == "merge").to_numpy()
     absorbed_alive = sorted(set(merges.loc[is_merge, "other_person_id"].astype(str)) & persons)
-    must_exist = set(merges.loc[is_merge, "kept_person_id"].astype(str)) | set(
-        merges.loc[~is_merge, ["kept_person_id", "other_person_id"]].astype(str).to_numpy().ravel())
-    missing = sorted(must_exist - persons)
+    logged = sorted(set(merges.loc[is_merge, "kept_person_id"].astype(str)) | set(
+        merges.loc[~is_merge, ["kept_person_id", "other_person_id"]].astype(str).to_numpy().ravel()))
+    logged_ids = pd.Series(logged, dtype="string")
+    final = resolve_person_ids(logged_ids, merges)
+    missing = logged_ids[~final.isin(persons).to_numpy()].tolist()
     return dg.AssetCheckResult(
         asset_key=MERGES_KEY, check_name="merges_consistent_with_map",
         passed=not absorbed_alive and not missing,
