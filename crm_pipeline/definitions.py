@@ -10,6 +10,7 @@ import warnings
 import dagster as dg
 
 from crm_pipeline.attribution.assets import build_attribution_assets
+from crm_pipeline.health import pipeline_health_asset
 from crm_pipeline.identity.assets import build_identity_assets
 from crm_pipeline.ingestion.assets import build_ingestion_assets
 from crm_pipeline.kpis.assets import build_kpi_assets
@@ -42,6 +43,7 @@ def _build_definitions(settings: Settings, *, secrets_from_env: bool) -> dg.Defi
     partitions = daily_partitions(settings)
     assets = [*build_ingestion_assets(partitions), *build_identity_assets(partitions),
               *build_attribution_assets(partitions, settings), *build_kpi_assets(partitions)]
+    assets.append(pipeline_health_asset(partitions, assets))
 
     daily_job = dg.define_asset_job(
         DAILY_JOB_NAME,

@@ -41,6 +41,9 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     attribution_markov_order: int = 1
     attribution_half_life_days: float = 7.0
     attribution_view_through: bool = False
+    anomaly_threshold: float = 4.0
+    anomaly_window_days: int = 28
+    anomaly_min_days: int = 7
     ground_truth_root: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
 

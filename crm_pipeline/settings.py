@@ -101,6 +101,11 @@ class Settings:
     attribution_markov_order: int = 1
     attribution_half_life_days: float = 7.0
     attribution_view_through: bool = False
+    # KPI anomaly warnings: a headline more than this many robust standard deviations (1.4826 x MAD) from the
+    # median of its trailing window of days warns; fewer days of history than the minimum never warn
+    anomaly_threshold: float = 4.0
+    anomaly_window_days: int = 28
+    anomaly_min_days: int = 7
     # a generated world's ground truth: when set, identity records its precision/recall/F1 against it
     ground_truth_root: str | None = None
     # extra fsspec storage options for s3:// roots (the endpoint of an S3-compatible server)
@@ -148,6 +153,9 @@ class Settings:
             attribution_markov_order=int(get("CRM_ATTRIBUTION_MARKOV_ORDER") or 1),
             attribution_half_life_days=float(get("CRM_ATTRIBUTION_HALF_LIFE_DAYS") or 7),
             attribution_view_through=_flag(get("CRM_ATTRIBUTION_VIEW_THROUGH"), False),
+            anomaly_threshold=float(get("CRM_ANOMALY_THRESHOLD") or 4.0),
+            anomaly_window_days=int(get("CRM_ANOMALY_WINDOW_DAYS") or 28),
+            anomaly_min_days=int(get("CRM_ANOMALY_MIN_DAYS") or 7),
             ground_truth_root=_local_or_url(get("CRM_GROUND_TRUTH_ROOT"), base) if get("CRM_GROUND_TRUTH_ROOT") else None,
             storage_options=storage,
         )
@@ -170,6 +178,9 @@ class Settings:
             raise ValueError("CRM_ATTRIBUTION_PATH_TRANSFORM must be none, unique, first, frequency or remove_direct")
         if self.attribution_markov_order < 1 or self.attribution_half_life_days <= 0:
             raise ValueError("CRM_ATTRIBUTION_MARKOV_ORDER must be >= 1 and CRM_ATTRIBUTION_HALF_LIFE_DAYS > 0")
+        if self.anomaly_threshold <= 0 or not 1 <= self.anomaly_min_days <= self.anomaly_window_days:
+            raise ValueError("CRM_ANOMALY_THRESHOLD must be positive and 1 <= CRM_ANOMALY_MIN_DAYS <= "
+                             "CRM_ANOMALY_WINDOW_DAYS")
         if self.attribution_lookback_days <= 0 or any(v <= 0 for v in self.attribution_lookback_by_channel.values()):
             raise ValueError("attribution lookbacks must be positive")
 

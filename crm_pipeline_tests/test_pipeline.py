@@ -175,6 +175,24 @@ def test_kpi_materialisations_carry_column_lineage_and_row_counts(materialised):
     assert metadata["dagster/row_count"].value == metadata["rows"].value > 0
 
 
+def test_pipeline_health_reports_the_day(materialised):
+    _, warehouse, rows, instance = materialised
+    day = DAYS[-1]
+    health = pd.read_parquet(warehouse / "pipeline_health" / f"date={day}" / "part.parquet")
+    t = health.set_index(["area", "subject", "measure"])["value"]
+    events = next(r for r in rows if r["source"] == "events" and r["day"] == day.isoformat())
+    assert t[("ingestion", "events", "rows_in")] == events["rows_in"]
+    assert t[("ingestion", "events", "rows_quarantined")] == events["quarantined"]
+    assert 0 < t[("identity", "all", "match_rate")] <= 1
+    journeys = pd.read_parquet(warehouse / "attribution" / "journeys" / f"date={day}" / "part.parquet")
+    assert t[("attribution", "orders", "orders")] == len(journeys)
+    # every inline check of the day ran before the health asset; the world's unparsable file of the last day is
+    # the one (non-blocking) failure, and the health asset's own check warns about it
+    metadata = _metadata(instance, ["pipeline_health"], day)
+    assert metadata["checks_not_evaluated"] == 0 and metadata["failed_checks"] == ["ingest/events:no_unparsable_files"]
+    assert metadata["checks_passed"] > 100 and t[("checks", "all", "passed")] == metadata["checks_passed"]
+
+
 def test_identity_maps_every_identifier_to_one_person(materialised):
     _, warehouse, _, _ = materialised
     identity = warehouse / "identity"

@@ -14,6 +14,7 @@ from crm_pipeline.kpis.aggregates import (
     person_engagement_asset,
     visits_asset,
 )
+from crm_pipeline.kpis.anomaly import anomaly_check, trailing_headlines
 from crm_pipeline.kpis.audiences import KPIS as AUDIENCE_KPIS
 from crm_pipeline.kpis.audiences import membership_asset
 from crm_pipeline.kpis.count import KPIS as COUNT_KPIS
@@ -67,6 +68,11 @@ def column_lineage(kpi: KpiDefinition) -> dg.TableColumnLineage:
         for column, deps in kpi.column_lineage().items()})
 
 
+def headline_value(kpi: KpiDefinition, frame: pd.DataFrame) -> float | None:
+    total = frame[frame[kpi.dimension_names].isna().all(axis=1)] if kpi.dimension_names else frame
+    return float(total["value"].iloc[0]) if len(total) and pd.notna(total["value"].iloc[0]) else None
+
+
 def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     key = kpi_key(kpi)
     ins = {
@@ -84,6 +90,9 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
         deps=[dg.AssetDep(IDENTITY_MERGES_KEY)] if kpi.needs_remap else None,
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name != "ratios_within_bounds",
                                        partitions_def=partitions) for name in STANDARD_CHECK_NAMES]
+        + [dg.AssetCheckSpec("headline_within_usual_range", asset=key, partitions_def=partitions,
+                             description="warns when the headline is more than CRM_ANOMALY_THRESHOLD robust "
+                                         "standard deviations from its trailing CRM_ANOMALY_WINDOW_DAYS days")]
         + ([dg.AssetCheckSpec("headline_at_least_target", asset=key, partitions_def=partitions,
                               description=f"warns when the headline is below {kpi.warn_below}")]
            if kpi.warn_below is not None else []),
@@ -96,16 +105,17 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
                  **({"remap": remap} if remap is not None else {})}
         frame = finalise(kpi, kpi.compute(**inputs, **extra))
         complete = day - dt.timedelta(days=kpi.window_days - 1) >= settings.get().start_date
-        total = frame[frame[kpi.dimension_names].isna().all(axis=1)] if kpi.dimension_names else frame
         yield dg.Output(to_table(kpi, frame), metadata={
             "dagster/column_lineage": column_lineage(kpi),
             "window_complete": complete, "rows": len(frame),
-            "headline_value": float(total["value"].iloc[0]) if len(total) and pd.notna(total["value"].iloc[0])
-            else None,
+            "headline_value": headline_value(kpi, frame),
             **({"identity_changes_through": remap.newest_identity_day or "-",
                 "identity_merges_applied": remap.merges} if remap is not None else {}),
         })
         yield from standard_checks(kpi, key, frame)
+        s = settings.get()
+        yield anomaly_check(kpi.name, key, headline_value(kpi, frame),
+                            trailing_headlines(s, day, s.anomaly_window_days), s)
         if kpi.warn_below is not None:
             yield headline_target_check(kpi, key, frame)
 
