@@ -137,3 +137,36 @@ def test_every_kpi_declares_column_lineage_to_real_upstream_columns(settings):
                 if upstream not in schemas.get(asset_key, set()):
                     problems.append(f"{kpi.name}.{column}: {asset_key.to_user_string()} has no column {upstream}")
     assert problems == []
+
+
+def test_freshness_goes_from_fresh_to_stale_with_the_clock_and_names_the_missing_partition(settings):
+    # Dagster's own clock is frozen (its test utility; there is no public one) and the real freshness check of
+    # one asset is executed the way the sensor does, at several instants. Deadline: 02:00 + 4 h, Berlin time.
+    from zoneinfo import ZoneInfo
+
+    from dagster._core.test_utils import freeze_time
+
+    defs = build_definitions(settings)
+    key = dg.AssetKey(["kpi", "uar_30d"])
+    check = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_check_selection={dg.AssetCheckKey(key, "freshness_check")}, asset_selection=set())
+
+    def evaluate(day: int, hour: int) -> dg.AssetCheckEvaluation:
+        with freeze_time(dt.datetime(2026, 11, day, hour, 0, tzinfo=ZoneInfo("Europe/Berlin"))):
+            result = check.execute_in_process(instance=instance)
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation
+
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition="2026-11-01"))
+        assert evaluate(2, 7).passed  # yesterday (Nov 1) exists
+        assert evaluate(3, 5).passed  # Nov 2 is not due before 06:00
+        stale = evaluate(3, 7)
+        assert not stale.passed and stale.severity == dg.AssetCheckSeverity.WARN
+        assert "partition 2026-11-02" in stale.description
+        # a backfill of an old day does not make the asset fresh (the trap of the asset-level policy) ...
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition="2026-10-15"))
+        assert not evaluate(3, 8).passed
+        # ... yesterday's partition does
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition="2026-11-02"))
+        assert evaluate(3, 9).passed
