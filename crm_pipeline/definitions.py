@@ -15,6 +15,7 @@ from crm_pipeline.identity.assets import build_identity_assets
 from crm_pipeline.ingestion.assets import build_ingestion_assets
 from crm_pipeline.kpis.assets import build_kpi_assets
 from crm_pipeline.resources import PipelineSettingsResource
+from crm_pipeline.restatement import build_restatement_sensor
 from crm_pipeline.settings import Settings
 from crm_pipeline.storage.io_manager import ParquetIOManager
 
@@ -72,7 +73,7 @@ def _build_definitions(settings: Settings, *, secrets_from_env: bool) -> dg.Defi
         asset_checks=freshness_checks,
         jobs=[daily_job],
         schedules=[daily_schedule],
-        sensors=[freshness_sensor],
+        sensors=[freshness_sensor, build_restatement_sensor(settings)],
         resources={
             "io_manager": ParquetIOManager(base_path=settings.warehouse_root,
                                            storage_options=dict(settings.storage_options)),

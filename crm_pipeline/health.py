@@ -21,6 +21,7 @@ import pyarrow as pa
 from dagster._core.event_api import PartitionKeyFilter  # no public API reads check outcomes per partition
 
 from crm_pipeline import checks
+from crm_pipeline.ingestion.assets import extraction_key
 from crm_pipeline.ingestion.contract import LANDING_SOURCES
 from crm_pipeline.ingestion.crm import CRM_TABLES
 from crm_pipeline.kpis.anomaly import robust_z, trailing_headlines
@@ -42,7 +43,7 @@ OWN_CHECKS = ("primary_key_is_unique", "every_check_of_the_day_passed")
 
 def ingestion_keys() -> dict[str, dg.AssetKey]:
     return {**{s: dg.AssetKey(["ingest", s]) for s in LANDING_SOURCES},
-            **{f"crm_{t}": dg.AssetKey(["ingest", f"crm_{t}"]) for t in CRM_TABLES}}
+            **{f"crm_{t}": extraction_key(t) for t in CRM_TABLES}}
 
 
 def _row(area: str, subject: str, measure: str, value: float | None) -> dict:

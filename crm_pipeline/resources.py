@@ -44,6 +44,10 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     anomaly_threshold: float = 4.0
     anomaly_window_days: int = 28
     anomaly_min_days: int = 7
+    late_data_lookback_days: int = 14
+    restate_days: int = 30
+    identity_restate_days: int = 30
+    late_data_settle_minutes: float = 10.0
     ground_truth_root: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
 

@@ -106,6 +106,13 @@ class Settings:
     anomaly_threshold: float = 4.0
     anomaly_window_days: int = 28
     anomaly_min_days: int = 7
+    # late data and restatement (the restatement sensor): how far back inputs are watched, how many days from a
+    # late day on are re-materialised, how many days before an identity change are restated (0: off), and how
+    # long landing files must be quiet before they count (a burst of files gives one request)
+    late_data_lookback_days: int = 14
+    restate_days: int = 30
+    identity_restate_days: int = 30
+    late_data_settle_minutes: float = 10.0
     # a generated world's ground truth: when set, identity records its precision/recall/F1 against it
     ground_truth_root: str | None = None
     # extra fsspec storage options for s3:// roots (the endpoint of an S3-compatible server)
@@ -156,6 +163,10 @@ class Settings:
             anomaly_threshold=float(get("CRM_ANOMALY_THRESHOLD") or 4.0),
             anomaly_window_days=int(get("CRM_ANOMALY_WINDOW_DAYS") or 28),
             anomaly_min_days=int(get("CRM_ANOMALY_MIN_DAYS") or 7),
+            late_data_lookback_days=int(get("CRM_LATE_DATA_LOOKBACK_DAYS") or 14),
+            restate_days=int(get("CRM_RESTATE_DAYS") or 30),
+            identity_restate_days=int(get("CRM_IDENTITY_RESTATE_DAYS") or 30),
+            late_data_settle_minutes=float(get("CRM_LATE_DATA_SETTLE_MINUTES") or 10),
             ground_truth_root=_local_or_url(get("CRM_GROUND_TRUTH_ROOT"), base) if get("CRM_GROUND_TRUTH_ROOT") else None,
             storage_options=storage,
         )
@@ -181,6 +192,10 @@ class Settings:
         if self.anomaly_threshold <= 0 or not 1 <= self.anomaly_min_days <= self.anomaly_window_days:
             raise ValueError("CRM_ANOMALY_THRESHOLD must be positive and 1 <= CRM_ANOMALY_MIN_DAYS <= "
                              "CRM_ANOMALY_WINDOW_DAYS")
+        if self.late_data_lookback_days < 1 or self.restate_days < 1 or self.identity_restate_days < 0 \
+                or self.late_data_settle_minutes < 0:
+            raise ValueError("CRM_LATE_DATA_LOOKBACK_DAYS and CRM_RESTATE_DAYS must be >= 1, "
+                             "CRM_IDENTITY_RESTATE_DAYS and CRM_LATE_DATA_SETTLE_MINUTES >= 0")
         if self.attribution_lookback_days <= 0 or any(v <= 0 for v in self.attribution_lookback_by_channel.values()):
             raise ValueError("attribution lookbacks must be positive")
 

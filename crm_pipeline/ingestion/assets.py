@@ -22,6 +22,7 @@ from crm_pipeline.ingestion.crm import (
     split_customer_profiles,
 )
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA, ingest_landing_day, update_fx_latest
+from crm_pipeline.ingestion.late import landing_listing
 from crm_pipeline.ingestion.layout import list_landing_days
 from crm_pipeline.ingestion.result import QUARANTINE_SCHEMA, IngestResult
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
@@ -170,9 +171,12 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
     ins = {"fx_latest": dg.AssetIn(key=FX_LATEST_KEY)} if source in SOURCES_NEEDING_FX else {}
 
     def run(context: dg.AssetExecutionContext, settings: Settings, fx_latest: pd.DataFrame | None):
+        # listed before reading: a file arriving meanwhile is read but unrecorded, so it triggers a harmless
+        # re-run instead of being recorded unread (the late-data sensor compares with this listing)
+        listing = landing_listing(source, partition_day(context), settings)
         result = ingest_landing_day(source, partition_day(context), settings, fx_latest=fx_latest)
         table = arrow_table(result.clean, schema)
-        metadata = _count_metadata(source, result)
+        metadata = {**_count_metadata(source, result), "landing_files": dg.MetadataValue.json(listing)}
         yield dg.Output(table, output_name="clean", metadata=metadata)
         yield dg.Output(arrow_table(result.quarantine, QUARANTINE_SCHEMA), output_name="quarantine",
                         metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
@@ -195,6 +199,12 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
         yield from _only_selected(context, run(context, settings.get(), None))
 
     return decorator(without_fx)
+
+
+def extraction_key(table: str) -> dg.AssetKey:
+    """The asset whose materialisations carry the extraction counts of a CRM table (customers: the full
+    snapshot, restricted/customer_profiles; ingest/crm_customers is its projection)."""
+    return PROFILES_KEY if table == "customers" else dg.AssetKey(["ingest", f"crm_{table}"])
 
 
 def _bootstrap_fx(settings: Settings, day: dt.date) -> pd.DataFrame | None:

@@ -678,6 +678,7 @@ def extract_crm_day(table: str, day: dt.date, settings: Settings, *, first_load:
                             rows_duplicate=0, files_read=0)
 
     rows_in = len(raw)
+    rows_on_day = int(_on_day(raw, spec, window, first_load=False).sum()) if first_load else rows_in
     # exact duplicates: every delivered value equal (compared as text, the form the quarantine records)
     duplicate = raw.astype("string").duplicated(keep="first").to_numpy()
     rows = raw.loc[~duplicate]
@@ -701,7 +702,7 @@ def extract_crm_day(table: str, day: dt.date, settings: Settings, *, first_load:
     )
     clean = typed.loc[~failed].sort_values(spec.primary_key, kind="stable").reset_index(drop=True)
     return IngestResult(clean=clean, quarantine=quarantine, rows_in=rows_in,
-                        rows_duplicate=int(duplicate.sum()), files_read=1)
+                        rows_duplicate=int(duplicate.sum()), files_read=1, rows_on_day=rows_on_day)
 
 
 def merge_snapshot(table: str, prev: pd.DataFrame | None, day_clean: pd.DataFrame) -> pd.DataFrame:

@@ -93,6 +93,8 @@ class IngestResult:
     rows_duplicate: int
     files_read: int = 0
     unparsable_files: list[UnparsableFile] = field(default_factory=list)
+    # CRM: rows of the table created or updated on D when it was extracted (the late-data sensor compares)
+    rows_on_day: int | None = None
 
     @property
     def rows_clean(self) -> int:
@@ -124,4 +126,5 @@ class IngestResult:
             "files_read": self.files_read,
             "files_unparsable": len(self.unparsable_files),
             "quarantine_rate": float(np.float64(self.rows_quarantined) / self.rows_in) if self.rows_in else 0.0,
+            **({"rows_on_day": self.rows_on_day} if self.rows_on_day is not None else {}),
         }
