@@ -34,22 +34,40 @@ def primary_key_is_unique(
     )
 
 
-def schema_matches(asset_key: dg.AssetKey, table: pa.Table, expected: pa.Schema) -> dg.AssetCheckResult:
-    """The written columns, their order and Arrow types are exactly the declared ones."""
+SCHEMA_CHECK = "schema_matches_declared"  # derived tables; ingestion outputs call it schema_matches_contract
+
+
+def schema_matches(asset_key: dg.AssetKey, table: pa.Table, expected: pa.Schema,
+                   check_name: str = "schema_matches_contract") -> dg.AssetCheckResult:
+    """The written columns, their order and Arrow types are exactly the declared ones, and no column declared
+    not-nullable holds a null (Arrow does not enforce that when a table is built from pandas)."""
     actual = {f.name: str(f.type) for f in table.schema}
     wanted = {f.name: str(f.type) for f in expected}
     missing = sorted(set(wanted) - set(actual))
     extra = sorted(set(actual) - set(wanted))
     wrong = sorted(c for c in set(wanted) & set(actual) if wanted[c] != actual[c])
     in_order = table.schema.names == expected.names
+    nulls = {f.name: table.column(f.name).null_count for f in expected
+             if not f.nullable and f.name in actual and table.column(f.name).null_count}
     return dg.AssetCheckResult(
         asset_key=asset_key,
-        check_name="schema_matches_contract",
-        passed=not (missing or extra or wrong) and in_order,
+        check_name=check_name,
+        passed=not (missing or extra or wrong or nulls) and in_order,
         metadata={"missing_columns": ", ".join(missing) or "-", "extra_columns": ", ".join(extra) or "-",
                   "wrong_types": ", ".join(f"{c}: {actual[c]} != {wanted[c]}" for c in wrong) or "-",
-                  "column_order_matches": in_order},
+                  "column_order_matches": in_order,
+                  "nulls_in_required_columns": dg.MetadataValue.json(nulls)},
     )
+
+
+def schema_spec(asset_key: dg.AssetKey, partitions: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(SCHEMA_CHECK, asset=asset_key, blocking=True, partitions_def=partitions,
+                             description="the written table has exactly the declared columns, order and Arrow "
+                                         "types, and no nulls in columns declared not-nullable")
+
+
+def schema_is_declared(asset_key: dg.AssetKey, table: pa.Table, expected: pa.Schema) -> dg.AssetCheckResult:
+    return schema_matches(asset_key, table, expected, SCHEMA_CHECK)
 
 
 def row_counts_reconcile(asset_key: dg.AssetKey, result: IngestResult) -> dg.AssetCheckResult:
@@ -89,3 +107,12 @@ def no_unparsable_files(asset_key: dg.AssetKey, result: IngestResult) -> dg.Asse
         metadata={"unparsable_files": dg.MetadataValue.json(
             [{"path": f.path, "error": f.error} for f in result.unparsable_files])},
     )
+
+
+def written(asset_key: dg.AssetKey, frame: pd.DataFrame, schema: pa.Schema, **output: object):
+    """The Output of a table built with its declared schema, then its schema check (the spec: `schema_spec`)."""
+    from crm_pipeline.metadata import arrow_table
+
+    table = arrow_table(frame, schema)
+    yield dg.Output(table, **output)
+    yield schema_is_declared(asset_key, table, schema)

@@ -25,7 +25,7 @@ from crm_pipeline.ingestion.assets import extraction_key
 from crm_pipeline.ingestion.contract import LANDING_SOURCES
 from crm_pipeline.ingestion.crm import CRM_TABLES
 from crm_pipeline.kpis.anomaly import robust_z, trailing_headlines
-from crm_pipeline.metadata import arrow_table, column_schema, partition_day
+from crm_pipeline.metadata import column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 from crm_pipeline.settings import Settings
 
@@ -137,7 +137,9 @@ def pipeline_health_asset(partitions: dg.DailyPartitionsDefinition,
              "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"]))},
         deps=list(ingestion_keys().values()),
         metadata={"dagster/column_schema": column_schema(HEALTH_SCHEMA), "primary_key": HEALTH_PK},
-        check_specs=[dg.AssetCheckSpec(OWN_CHECKS[0], asset=HEALTH_KEY, blocking=True, partitions_def=partitions),
+        check_specs=[
+            checks.schema_spec(HEALTH_KEY, partitions),
+            dg.AssetCheckSpec(OWN_CHECKS[0], asset=HEALTH_KEY, blocking=True, partitions_def=partitions),
                      dg.AssetCheckSpec(OWN_CHECKS[1], asset=HEALTH_KEY, partitions_def=partitions,
                                        description="warns when a check of the day failed or never ran")],
     )
@@ -155,7 +157,7 @@ def pipeline_health_asset(partitions: dg.DailyPartitionsDefinition,
         markdown = "| area | subject | measure | value |\n|---|---|---|---|\n" + "\n".join(
             f"| {r.area} | {r.subject} | {r.measure} | {'null' if pd.isna(r.value) else f'{r.value:,.4g}'} |"
             for r in table.itertuples())
-        yield dg.Output(arrow_table(table, HEALTH_SCHEMA), metadata={
+        yield from checks.written(HEALTH_KEY, table, HEALTH_SCHEMA, metadata={
             "health": dg.MetadataValue.md(markdown), **{f"checks_{k}": v for k, v in counts.items()},
             "failed_checks": dg.MetadataValue.json(failed[:50])})
         yield checks.primary_key_is_unique(HEALTH_KEY, table, HEALTH_PK)

@@ -81,3 +81,15 @@ def test_no_unparsable_files_names_the_file():
     assert checks.no_unparsable_files(KEY, _result(1, 1, 0, 0)).passed
     bad = checks.no_unparsable_files(KEY, _result(1, 1, 0, 0, [UnparsableFile("landing/x.json.gz", "EOF")]))
     assert not bad.passed and "landing/x.json.gz" in bad.description
+
+
+def test_schema_check_fails_on_a_null_in_a_required_column():
+    required = pa.schema([pa.field("order_id", pa.string(), nullable=False), pa.field("amount", pa.float64())])
+    # built from Python lists, Arrow accepts the null although the field is declared not-nullable (from pandas it
+    # raises, which stops the write); the check does not accept it
+    table = pa.Table.from_pydict({"order_id": ["a", None], "amount": [1.0, None]}, schema=required)
+    result = checks.schema_is_declared(KEY, table, required)
+    assert not result.passed and result.metadata["nulls_in_required_columns"].value == {"order_id": 1}
+    assert result.check_name == "schema_matches_declared"
+    ok = pa.Table.from_pydict({"order_id": ["a", "b"], "amount": [1.0, None]}, schema=required)
+    assert checks.schema_is_declared(KEY, ok, required).passed  # a null where nulls are allowed is fine

@@ -30,10 +30,17 @@ def test_module_level_defs_load_without_side_effects(tmp_path, monkeypatch):
 
 
 def test_every_asset_is_documented_owned_typed_and_checked(settings):
+    # description with its grain, owners, kinds, group, column schema, a primary-key check, a schema check
+    # (both inline, run with every materialisation) and a partition-aware freshness check
     defs = build_definitions(settings)
     specs = list(defs.resolve_all_asset_specs())
     assert len(specs) >= 19
-    checked = {key.asset_key for key in defs.resolve_asset_graph().asset_check_keys}
+    check_keys = defs.resolve_asset_graph().asset_check_keys
+    checked = {key.asset_key for key in check_keys if key.name == "freshness_check"}
+    inline: dict[dg.AssetKey, set[str]] = {}
+    for key in check_keys:
+        if key.name != "freshness_check":
+            inline.setdefault(key.asset_key, set()).add(key.name)
     problems = []
     for spec in specs:
         name = spec.key.to_user_string()
@@ -47,8 +54,13 @@ def test_every_asset_is_documented_owned_typed_and_checked(settings):
             problems.append(f"{name}: no group")
         if "dagster/column_schema" not in spec.metadata:
             problems.append(f"{name}: no column schema")
+        names = inline.get(spec.key, set())
+        if not any(n.endswith("_is_unique") or n == "dimensions_are_unique" for n in names):
+            problems.append(f"{name}: no primary-key check")
+        if not names & {"schema_matches_contract", "schema_matches_declared", "columns_types_and_units_are_valid"}:
+            problems.append(f"{name}: no schema check")
         if spec.key not in checked:
-            problems.append(f"{name}: no check")
+            problems.append(f"{name}: no freshness check")
         if spec.partitions_def is None:
             problems.append(f"{name}: not partitioned")
     assert problems == []

@@ -39,7 +39,7 @@ from crm_pipeline.attribution.training import (
 from crm_pipeline.identity.assets import MAP_KEY
 from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS
 from crm_pipeline.ingestion.assets import PREVIOUS_DAY
-from crm_pipeline.metadata import arrow_table, column_schema, partition_day
+from crm_pipeline.metadata import column_schema, partition_day
 from crm_pipeline.resources import OWNERS
 from crm_pipeline.settings import Settings
 
@@ -77,14 +77,16 @@ def touches_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConfi
         ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]), metadata={"columns": columns}),
              "identity_map": dg.AssetIn(key=MAP_KEY, metadata={"columns": MAP_COLUMNS})},
         metadata={"dagster/column_schema": column_schema(TOUCHES_SCHEMA), "primary_key": ["event_id"]},
-        check_specs=[dg.AssetCheckSpec("event_id_is_unique", asset=TOUCHES_KEY, blocking=True,
-                                       partitions_def=partitions),
+        check_specs=[
+            checks.schema_spec(TOUCHES_KEY, partitions),
+            dg.AssetCheckSpec("event_id_is_unique", asset=TOUCHES_KEY, blocking=True,
+                              partitions_def=partitions),
                      dg.AssetCheckSpec("every_touch_has_a_person", asset=TOUCHES_KEY, partitions_def=partitions,
                                        description="every touch carries an identifier the identity map knows")],
     )
     def touches(events: pd.DataFrame, identity_map: pd.DataFrame):
         frame = extract_touches(events, identity_map, config)
-        yield dg.Output(arrow_table(frame, TOUCHES_SCHEMA), metadata={
+        yield from checks.written(TOUCHES_KEY, frame, TOUCHES_SCHEMA, metadata={
             "touches": len(frame), "by_channel": dg.MetadataValue.json(
                 {str(k): int(v) for k, v in frame["channel"].value_counts().sort_index().items()})})
         yield checks.primary_key_is_unique(TOUCHES_KEY, frame, ["event_id"])
@@ -127,6 +129,8 @@ def journeys_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConf
             "identity_map": dg.AssetIn(key=MAP_KEY, metadata={"columns": MAP_COLUMNS}),
         },
         check_specs=[
+            checks.schema_spec(JOURNEYS_KEY, partitions),
+            checks.schema_spec(JOURNEY_TOUCHES_KEY, partitions),
             dg.AssetCheckSpec("order_id_is_unique", asset=JOURNEYS_KEY, blocking=True, partitions_def=partitions),
             dg.AssetCheckSpec("order_id_touch_rank_is_unique", asset=JOURNEY_TOUCHES_KEY, blocking=True,
                               partitions_def=partitions),
@@ -135,11 +139,12 @@ def journeys_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConf
     def journeys(orders: pd.DataFrame, touches: pd.DataFrame, identity_map: pd.DataFrame):
         touch_rows, order_person = journey_touches(orders, touches, identity_map, config)
         table = journeys_table(orders, order_person, touch_rows)
-        yield dg.Output(arrow_table(table, JOURNEYS_SCHEMA), output_name="journeys", metadata={
+        yield from checks.written(JOURNEYS_KEY, table, JOURNEYS_SCHEMA, output_name="journeys", metadata={
             "orders": len(table), "orders_with_touches": int((table["count_touches"] > 0).sum()),
             "touches_in_window": len(touches)})
-        yield dg.Output(arrow_table(touch_rows, JOURNEY_TOUCHES_SCHEMA), output_name="journey_touches",
-                        metadata={"rows": len(touch_rows)})
+        yield from checks.written(JOURNEY_TOUCHES_KEY, touch_rows, JOURNEY_TOUCHES_SCHEMA,
+                                  output_name="journey_touches",
+                                  metadata={"rows": len(touch_rows)})
         yield checks.primary_key_is_unique(JOURNEYS_KEY, table, ["order_id"])
         yield checks.primary_key_is_unique(JOURNEY_TOUCHES_KEY, touch_rows, ["order_id", "touch_rank"])
 
@@ -155,12 +160,14 @@ def _state_asset(key: dg.AssetKey, schema, upstream: dg.AssetKey, update, descri
         ins={"today": dg.AssetIn(key=upstream),
              "previous": dg.AssetIn(key=key, partition_mapping=PREVIOUS_DAY)},
         metadata={"dagster/column_schema": column_schema(schema), "primary_key": pk},
-        check_specs=[dg.AssetCheckSpec(checks.primary_key_check_name(pk), asset=key, blocking=True,
-                                       partitions_def=partitions)],
+        check_specs=[
+            checks.schema_spec(key, partitions),
+            dg.AssetCheckSpec(checks.primary_key_check_name(pk), asset=key, blocking=True,
+                              partitions_def=partitions)],
     )
     def state(context: dg.AssetExecutionContext, today: pd.DataFrame, previous: pd.DataFrame | None):
         frame = update(previous, today, partition_day(context))
-        yield dg.Output(arrow_table(frame, schema), metadata={"rows": len(frame), "first_load": previous is None})
+        yield from checks.written(key, frame, schema, metadata={"rows": len(frame), "first_load": previous is None})
         yield checks.primary_key_is_unique(key, frame, pk)
 
     return state
@@ -203,7 +210,12 @@ def models_asset(partitions: dg.DailyPartitionsDefinition, settings: Settings) -
         },
         ins={"converting_paths": dg.AssetIn(key=CONVERTING_KEY), "person_day_paths": dg.AssetIn(key=PERSON_DAYS_KEY)},
         check_specs=[
+            checks.schema_spec(MODEL_VALUES_KEY, partitions),
+            checks.schema_spec(TRANSITIONS_KEY, partitions),
+            checks.schema_spec(PATH_SUMMARY_KEY, partitions),
             dg.AssetCheckSpec("model_channel_is_unique", asset=MODEL_VALUES_KEY, blocking=True,
+                              partitions_def=partitions),
+            dg.AssetCheckSpec("from_state_to_state_is_unique", asset=TRANSITIONS_KEY, blocking=True,
                               partitions_def=partitions),
             dg.AssetCheckSpec("transitions_are_stochastic", asset=TRANSITIONS_KEY, blocking=True,
                               partitions_def=partitions,
@@ -216,13 +228,16 @@ def models_asset(partitions: dg.DailyPartitionsDefinition, settings: Settings) -
         values, transitions, counts = fit_models(converting_paths, person_day_paths, markov_order=order,
                                                  transform=transform)
         summary = path_summary(converting_paths, person_day_paths, transform)
-        yield dg.Output(arrow_table(values, CHANNEL_MODEL_VALUES_SCHEMA), output_name="channel_model_values",
-                        metadata={**counts, "training_days": TRAINING_DAYS, "markov_order": order,
-                                  "path_transform": transform})
-        yield dg.Output(arrow_table(transitions, MARKOV_TRANSITIONS_SCHEMA), output_name="markov_transitions")
-        yield dg.Output(arrow_table(summary, PATH_SUMMARY_SCHEMA), output_name="path_summary",
-                        metadata={"paths": len(summary)})
+        yield from checks.written(MODEL_VALUES_KEY, values, CHANNEL_MODEL_VALUES_SCHEMA,
+                                  output_name="channel_model_values",
+                                  metadata={**counts, "training_days": TRAINING_DAYS, "markov_order": order,
+                                            "path_transform": transform})
+        yield from checks.written(TRANSITIONS_KEY, transitions, MARKOV_TRANSITIONS_SCHEMA,
+                                  output_name="markov_transitions")
+        yield from checks.written(PATH_SUMMARY_KEY, summary, PATH_SUMMARY_SCHEMA, output_name="path_summary",
+                                  metadata={"paths": len(summary)})
         yield checks.primary_key_is_unique(PATH_SUMMARY_KEY, summary, ["channel_path"])
+        yield checks.primary_key_is_unique(TRANSITIONS_KEY, transitions, ["from_state", "to_state"])
         yield checks.primary_key_is_unique(MODEL_VALUES_KEY, values, ["model", "channel"])
         out = transitions.groupby("from_state")["probability"].sum()
         bad = out[(out - 1.0).abs() > 1e-9]
@@ -251,6 +266,7 @@ def attribution_asset(partitions: dg.DailyPartitionsDefinition, settings: Settin
         metadata={"dagster/column_schema": column_schema(ORDER_ATTRIBUTION_SCHEMA), "primary_key": ATTRIBUTION_PK,
                   "models": list(models)},
         check_specs=[
+            checks.schema_spec(ATTRIBUTION_KEY, partitions),
             dg.AssetCheckSpec("primary_key_is_unique", asset=ATTRIBUTION_KEY, blocking=True,
                               partitions_def=partitions),
             dg.AssetCheckSpec("credits_sum_to_one", asset=ATTRIBUTION_KEY, blocking=True, partitions_def=partitions,
@@ -265,7 +281,7 @@ def attribution_asset(partitions: dg.DailyPartitionsDefinition, settings: Settin
         touches = journey_touches if transform == "none" else apply_path_transform(journey_touches, transform)
         attribution = order_attribution(journeys, touches, models=models, half_life_days=half_life,
                                         channel_values=channel_model_values)
-        yield dg.Output(arrow_table(attribution, ORDER_ATTRIBUTION_SCHEMA), metadata={
+        yield from checks.written(ATTRIBUTION_KEY, attribution, ORDER_ATTRIBUTION_SCHEMA, metadata={
             "rows": len(attribution), "orders": len(journeys), "net_revenue": float(journeys["net_revenue"].sum())})
         yield checks.primary_key_is_unique(ATTRIBUTION_KEY, attribution, ATTRIBUTION_PK, nullable=["campaign_id"])
         yield credits_sum_to_one(attribution, journeys, models)
@@ -287,12 +303,14 @@ def roas_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
         ins={"order_attribution": dg.AssetIn(key=ATTRIBUTION_KEY),
              "costs": dg.AssetIn(key=dg.AssetKey(["ingest", "costs"]), metadata={"columns": ["channel", "amount"]})},
         metadata={"dagster/column_schema": column_schema(CHANNEL_ROAS_SCHEMA), "primary_key": ["model", "channel"]},
-        check_specs=[dg.AssetCheckSpec("model_channel_is_unique", asset=ROAS_KEY, blocking=True,
-                                       partitions_def=partitions)],
+        check_specs=[
+            checks.schema_spec(ROAS_KEY, partitions),
+            dg.AssetCheckSpec("model_channel_is_unique", asset=ROAS_KEY, blocking=True,
+                              partitions_def=partitions)],
     )
     def channel_roas_asset(order_attribution: pd.DataFrame, costs: pd.DataFrame):
         table = channel_roas(order_attribution, costs, models)
-        yield dg.Output(arrow_table(table, CHANNEL_ROAS_SCHEMA), metadata={
+        yield from checks.written(ROAS_KEY, table, CHANNEL_ROAS_SCHEMA, metadata={
             "cost": float(costs["amount"].sum()), "channels": int(table["channel"].nunique())})
         yield checks.primary_key_is_unique(ROAS_KEY, table, ["model", "channel"])
 

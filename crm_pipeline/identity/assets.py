@@ -7,8 +7,10 @@ import datetime as dt
 import json
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_pipeline import checks
 from crm_pipeline.identity.graph import (
@@ -138,14 +140,20 @@ def fuzzy_matches_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
 def merges_consistent_with_map(merges: pd.DataFrame, identity_map: pd.DataFrame) -> dg.AssetCheckResult:
     """The merge log agrees with the map: an absorbed id is gone; a survivor and both parts of a split exist,
     or (a person split and then absorbed on the same day) live on in the survivor they were merged into."""
-    persons = set(identity_map["person_id"].astype(str))
+    persons = pa.array(identity_map["person_id"].to_numpy(dtype=object), type=pa.string())
+
+    def known(ids: pd.Series) -> np.ndarray:  # Arrow's is_in: ~10x faster than pandas' isin on strings here
+        return pc.is_in(pa.array(ids.to_numpy(dtype=object), type=pa.string()), value_set=persons).to_numpy(
+            zero_copy_only=False)
+
     is_merge = (merges["kind"] == "merge").to_numpy()
-    absorbed_alive = sorted(set(merges.loc[is_merge, "other_person_id"].astype(str)) & persons)
-    logged = sorted(set(merges.loc[is_merge, "kept_person_id"].astype(str)) | set(
-        merges.loc[~is_merge, ["kept_person_id", "other_person_id"]].astype(str).to_numpy().ravel()))
-    logged_ids = pd.Series(logged, dtype="string")
+    absorbed = merges.loc[is_merge, "other_person_id"].astype("string")
+    absorbed_alive = sorted(absorbed[known(absorbed)].unique())
+    logged_ids = pd.Series(pd.unique(pd.concat([
+        merges.loc[is_merge, "kept_person_id"], merges.loc[~is_merge, "kept_person_id"],
+        merges.loc[~is_merge, "other_person_id"]]).astype("string")), dtype="string").sort_values(ignore_index=True)
     final = resolve_person_ids(logged_ids, merges)
-    missing = logged_ids[~final.isin(persons).to_numpy()].tolist()
+    missing = logged_ids[~known(final)].tolist()
     return dg.AssetCheckResult(
         asset_key=MERGES_KEY, check_name="merges_consistent_with_map",
         passed=not absorbed_alive and not missing,
@@ -198,8 +206,7 @@ def identity_graph_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
         dg.AssetCheckSpec(checks.primary_key_check_name(pk), asset=key, blocking=True, partitions_def=partitions,
                           description="no identifier maps to two persons" if key == MAP_KEY else None)
         for key, _, pk, _ in OUTPUTS.values()
-    ] + [
-        dg.AssetCheckSpec("schema_matches_contract", asset=MAP_KEY, blocking=True, partitions_def=partitions),
+    ] + [checks.schema_spec(key, partitions) for key, _, _, _ in OUTPUTS.values()] + [
         dg.AssetCheckSpec("merges_consistent_with_map", asset=MERGES_KEY, blocking=True, partitions_def=partitions),
     ]
 
@@ -250,7 +257,8 @@ def identity_graph_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
             yield dg.Output(table, output_name=name, metadata=metadata)
         for name, (key, _, pk, _) in OUTPUTS.items():
             yield checks.primary_key_is_unique(key, frames[name], pk)
-        yield checks.schema_matches(MAP_KEY, tables["identity_map"], IDENTITY_MAP_SCHEMA)
+        for name, (key, schema, _, _) in OUTPUTS.items():
+            yield checks.schema_is_declared(key, tables[name], schema)
         yield merges_consistent_with_map(result.identity_merges, result.identity_map)
 
     return identity_graph

@@ -81,9 +81,19 @@ QUARANTINE_DESCRIPTION = (
 
 
 
-def _ingest_checks(key: dg.AssetKey, pk: Sequence[str], partitions: dg.PartitionsDefinition,
+QUARANTINE_PK = ["source_file", "row_number"]  # row_number is null for a whole unparsable file
+
+
+def quarantine_key(source: str) -> dg.AssetKey:
+    return dg.AssetKey(["quarantine", source])
+
+
+def _ingest_checks(key: dg.AssetKey, source: str, pk: Sequence[str], partitions: dg.PartitionsDefinition,
                    *, files: bool) -> list[dg.AssetCheckSpec]:
     specs = [
+        dg.AssetCheckSpec(checks.primary_key_check_name(QUARANTINE_PK), asset=quarantine_key(source), blocking=True,
+                          partitions_def=partitions, description="one entry per rejected row (or whole file)"),
+        checks.schema_spec(quarantine_key(source), partitions),
         dg.AssetCheckSpec("row_counts_reconcile", asset=key, blocking=True, partitions_def=partitions,
                           description="rows in = clean + quarantined + exact duplicates dropped"),
         dg.AssetCheckSpec(checks.primary_key_check_name(pk), asset=key, blocking=True, partitions_def=partitions,
@@ -99,8 +109,11 @@ def _ingest_checks(key: dg.AssetKey, pk: Sequence[str], partitions: dg.Partition
     return specs
 
 
-def _emit_checks(key: dg.AssetKey, table: pa.Table, schema: pa.Schema, pk: Sequence[str],
-                 result: IngestResult, settings: Settings, *, files: bool):
+def _emit_checks(key: dg.AssetKey, source: str, table: pa.Table, quarantine: pa.Table, schema: pa.Schema,
+                 pk: Sequence[str], result: IngestResult, settings: Settings, *, files: bool):
+    yield checks.primary_key_is_unique(quarantine_key(source), quarantine.select(QUARANTINE_PK).to_pandas(),
+                                       QUARANTINE_PK, nullable=["row_number"])
+    yield checks.schema_is_declared(quarantine_key(source), quarantine, QUARANTINE_SCHEMA)
     frame = table.select(list(pk)).to_pandas()
     yield checks.row_counts_reconcile(key, result)
     yield checks.primary_key_is_unique(key, frame, pk, nullable=NULLABLE_KEY_COLUMNS)
@@ -178,16 +191,17 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
         table = arrow_table(result.clean, schema)
         metadata = {**_count_metadata(source, result), "landing_files": dg.MetadataValue.json(listing)}
         yield dg.Output(table, output_name="clean", metadata=metadata)
-        yield dg.Output(arrow_table(result.quarantine, QUARANTINE_SCHEMA), output_name="quarantine",
+        quarantine = arrow_table(result.quarantine, QUARANTINE_SCHEMA)
+        yield dg.Output(quarantine, output_name="quarantine",
                         metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
-        yield from _emit_checks(key, table, schema, pk, result, settings, files=True)
+        yield from _emit_checks(key, source, table, quarantine, schema, pk, result, settings, files=True)
         if result.unparsable_files:
             context.log.error(f"{source} {context.partition_key}: unparsable files quarantined: "
                               + ", ".join(f.path for f in result.unparsable_files))
 
     decorator = dg.multi_asset(
         name=f"ingest_{source}", outs=outs, ins=ins, partitions_def=partitions,
-        check_specs=_ingest_checks(key, pk, partitions, files=True), can_subset=True,
+        check_specs=_ingest_checks(key, source, pk, partitions, files=True), can_subset=True,
     )
     if ins:
         def with_fx(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, fx_latest: pd.DataFrame):
@@ -233,6 +247,7 @@ def fx_rates_latest_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
         metadata={"dagster/column_schema": column_schema(FX_LATEST_SCHEMA), "primary_key": ["currency"]},
         check_specs=[dg.AssetCheckSpec("currency_is_unique", asset=FX_LATEST_KEY, blocking=True,
                                        partitions_def=partitions),
+                     checks.schema_spec(FX_LATEST_KEY, partitions),
                      dg.AssetCheckSpec("rates_are_positive", asset=FX_LATEST_KEY, blocking=True,
                                        partitions_def=partitions)],
     )
@@ -246,6 +261,7 @@ def fx_rates_latest_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
         table = arrow_table(state, FX_LATEST_SCHEMA)
         yield dg.Output(table, metadata={"currencies": ", ".join(state["currency"].astype(str)) or "-"})
         yield checks.primary_key_is_unique(FX_LATEST_KEY, state, ["currency"])
+        yield checks.schema_is_declared(FX_LATEST_KEY, table, FX_LATEST_SCHEMA)
         bad = int((state["rate_to_reporting"].isna() | (state["rate_to_reporting"] <= 0)).sum())
         yield dg.AssetCheckResult(asset_key=FX_LATEST_KEY, check_name="rates_are_positive", passed=bad == 0,
                                   metadata={"non_positive_rates": bad})
@@ -287,7 +303,7 @@ def crm_asset(table_name: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
         # the quarantine of D comes from D's extraction alone: it does not depend on the previous snapshot
         # (declaring it would shift a backfill of the quarantine by a day)
         internal_asset_deps={"snapshot": {key}, "quarantine": set()},
-        check_specs=_ingest_checks(key, pk, partitions, files=False),
+        check_specs=_ingest_checks(key, f"crm_{table_name}", pk, partitions, files=False),
     )
     def crm_table(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
                   previous: pd.DataFrame | None):
@@ -305,9 +321,10 @@ def _crm_events(context: dg.AssetExecutionContext, settings: Settings, table_nam
     table = arrow_table(snapshot, schema)
     metadata = {**_count_metadata(f"crm_{table_name}", result), "snapshot_rows": len(snapshot), "first_load": first_load}
     yield dg.Output(table, output_name="snapshot", metadata=metadata)
-    yield dg.Output(arrow_table(result.quarantine, QUARANTINE_SCHEMA), output_name="quarantine",
+    quarantine = arrow_table(result.quarantine, QUARANTINE_SCHEMA)
+    yield dg.Output(quarantine, output_name="quarantine",
                     metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
-    yield from _emit_checks(key, table, schema, pk, result, settings, files=False)
+    yield from _emit_checks(key, f"crm_{table_name}", table, quarantine, schema, pk, result, settings, files=False)
 
 
 def customers_public_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:

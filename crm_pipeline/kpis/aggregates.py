@@ -15,7 +15,7 @@ from crm_pipeline.identity.graph import (
     attach_person_id,
     resolve_person_ids,
 )
-from crm_pipeline.metadata import arrow_table, column_schema
+from crm_pipeline.metadata import column_schema
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 VISITS_KEY = dg.AssetKey(["aggregates", "visits"])
@@ -48,12 +48,15 @@ def visits_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
         ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]), metadata={
             "columns": ["event_type", "occurred_at", "channel", "channel_group", "device_type"]})},
         metadata={"dagster/column_schema": column_schema(VISITS_SCHEMA), "primary_key": VISITS_PK},
-        check_specs=[dg.AssetCheckSpec(checks.primary_key_check_name(VISITS_PK), asset=VISITS_KEY, blocking=True,
-                                       partitions_def=partitions)],
+        check_specs=[
+            checks.schema_spec(VISITS_KEY, partitions),
+            dg.AssetCheckSpec(checks.primary_key_check_name(VISITS_PK), asset=VISITS_KEY, blocking=True,
+                              partitions_def=partitions)],
     )
     def visits(settings: PipelineSettingsResource, events: pd.DataFrame):
         frame = daily_visits(events, settings.get().timezone)
-        yield dg.Output(arrow_table(frame, VISITS_SCHEMA), metadata={"visits": int(frame["count_visits"].sum())})
+        yield from checks.written(VISITS_KEY, frame, VISITS_SCHEMA,
+                                  metadata={"visits": int(frame["count_visits"].sum())})
         yield checks.primary_key_is_unique(VISITS_KEY, frame, VISITS_PK, nullable=["channel_group", "device_type"])
 
     return visits
@@ -94,12 +97,14 @@ def person_engagement_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Asse
                  "columns": list(PERSON_LOOKUP_COLUMNS)})},
         metadata={"dagster/column_schema": column_schema(PERSON_ENGAGEMENT_SCHEMA),
                   "primary_key": PERSON_ENGAGEMENT_PK},
-        check_specs=[dg.AssetCheckSpec("person_id_channel_is_unique", asset=PERSON_ENGAGEMENT_KEY, blocking=True,
-                                       partitions_def=partitions)],
+        check_specs=[
+            checks.schema_spec(PERSON_ENGAGEMENT_KEY, partitions),
+            dg.AssetCheckSpec("person_id_channel_is_unique", asset=PERSON_ENGAGEMENT_KEY, blocking=True,
+                              partitions_def=partitions)],
     )
     def person_engagement(events: pd.DataFrame, identity_map: pd.DataFrame):
         frame = daily_person_engagement(events, identity_map)
-        yield dg.Output(arrow_table(frame, PERSON_ENGAGEMENT_SCHEMA), metadata={
+        yield from checks.written(PERSON_ENGAGEMENT_KEY, frame, PERSON_ENGAGEMENT_SCHEMA, metadata={
             "persons": int(frame["person_id"].nunique()), "engagements": int(frame["count_engagements"].sum())})
         yield checks.primary_key_is_unique(PERSON_ENGAGEMENT_KEY, frame, PERSON_ENGAGEMENT_PK)
 
@@ -135,12 +140,14 @@ def category_views_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
              "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
                  "columns": list(PERSON_LOOKUP_COLUMNS)})},
         metadata={"dagster/column_schema": column_schema(CATEGORY_VIEWS_SCHEMA), "primary_key": CATEGORY_VIEWS_PK},
-        check_specs=[dg.AssetCheckSpec(checks.primary_key_check_name(CATEGORY_VIEWS_PK), asset=CATEGORY_VIEWS_KEY,
-                                       blocking=True, partitions_def=partitions)],
+        check_specs=[
+            checks.schema_spec(CATEGORY_VIEWS_KEY, partitions),
+            dg.AssetCheckSpec(checks.primary_key_check_name(CATEGORY_VIEWS_PK), asset=CATEGORY_VIEWS_KEY,
+                              blocking=True, partitions_def=partitions)],
     )
     def category_views(events: pd.DataFrame, identity_map: pd.DataFrame):
         frame = daily_category_views(events, identity_map)
-        yield dg.Output(arrow_table(frame, CATEGORY_VIEWS_SCHEMA), metadata={
+        yield from checks.written(CATEGORY_VIEWS_KEY, frame, CATEGORY_VIEWS_SCHEMA, metadata={
             "persons": int(frame["person_id"].nunique()), "views": int(frame["count_views"].sum())})
         yield checks.primary_key_is_unique(CATEGORY_VIEWS_KEY, frame, CATEGORY_VIEWS_PK)
 
@@ -190,12 +197,14 @@ def messaging_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
              "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
                  "columns": list(PERSON_LOOKUP_COLUMNS)})},
         metadata={"dagster/column_schema": column_schema(MESSAGING_SCHEMA), "primary_key": MESSAGING_PK},
-        check_specs=[dg.AssetCheckSpec("primary_key_is_unique", asset=MESSAGING_KEY, blocking=True,
-                                       partitions_def=partitions)],
+        check_specs=[
+            checks.schema_spec(MESSAGING_KEY, partitions),
+            dg.AssetCheckSpec("primary_key_is_unique", asset=MESSAGING_KEY, blocking=True,
+                              partitions_def=partitions)],
     )
     def messaging(events: pd.DataFrame, identity_map: pd.DataFrame):
         frame = daily_messaging(events, identity_map)
-        yield dg.Output(arrow_table(frame, MESSAGING_SCHEMA), metadata={"rows": len(frame)})
+        yield from checks.written(MESSAGING_KEY, frame, MESSAGING_SCHEMA, metadata={"rows": len(frame)})
         yield checks.primary_key_is_unique(MESSAGING_KEY, frame, MESSAGING_PK,
                                            nullable=["interaction_kind", "person_id", "campaign_id"])
 
@@ -243,13 +252,15 @@ def first_orders_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
              "previous": dg.AssetIn(key=FIRST_ORDERS_KEY,
                                     partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
         metadata={"dagster/column_schema": column_schema(FIRST_ORDERS_SCHEMA), "primary_key": ["person_id"]},
-        check_specs=[dg.AssetCheckSpec("person_id_is_unique", asset=FIRST_ORDERS_KEY, blocking=True,
-                                       partitions_def=partitions)],
+        check_specs=[
+            checks.schema_spec(FIRST_ORDERS_KEY, partitions),
+            dg.AssetCheckSpec("person_id_is_unique", asset=FIRST_ORDERS_KEY, blocking=True,
+                              partitions_def=partitions)],
     )
     def first_orders(orders: pd.DataFrame, identity_map: pd.DataFrame, identity_merges: pd.DataFrame,
                      previous: pd.DataFrame | None):
         frame = update_first_orders(previous, orders, identity_map, identity_merges)
-        yield dg.Output(arrow_table(frame, FIRST_ORDERS_SCHEMA), metadata={"persons": len(frame)})
+        yield from checks.written(FIRST_ORDERS_KEY, frame, FIRST_ORDERS_SCHEMA, metadata={"persons": len(frame)})
         yield checks.primary_key_is_unique(FIRST_ORDERS_KEY, frame, ["person_id"])
 
     return first_orders

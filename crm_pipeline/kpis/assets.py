@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from crm_pipeline import checks
 from crm_pipeline.kpis.aggregates import (
     category_views_asset,
     first_orders_asset,
@@ -131,7 +132,9 @@ def scorecard_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
                     "numerator and denominator, also shown as a Markdown table in the materialisation metadata.",
         metadata={"dagster/column_schema": column_schema(SCORECARD_SCHEMA), "primary_key": ["kpi"]},
         check_specs=[dg.AssetCheckSpec("every_kpi_has_a_headline", asset=SCORECARD_KEY, blocking=True,
-                                       partitions_def=partitions)],
+                                       partitions_def=partitions),
+                     dg.AssetCheckSpec("kpi_is_unique", asset=SCORECARD_KEY, blocking=True, partitions_def=partitions),
+                     checks.schema_spec(SCORECARD_KEY, partitions)],
     )
     def kpi_scorecard(**tables: pd.DataFrame):
         rows = []
@@ -150,6 +153,8 @@ def scorecard_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
             f"| {r.kpi} | {_fmt(r.value)} | {r.unit} | {_fmt(r.numerator)} | {_fmt(r.denominator)} |"
             for r in frame.itertuples())
         yield dg.Output(table, metadata={"scorecard": dg.MetadataValue.md(markdown)})
+        yield checks.primary_key_is_unique(SCORECARD_KEY, frame, ["kpi"])
+        yield checks.schema_is_declared(SCORECARD_KEY, table, SCORECARD_SCHEMA)
         missing = frame.loc[frame["unit"].isna(), "kpi"].tolist()
         yield dg.AssetCheckResult(asset_key=SCORECARD_KEY, check_name="every_kpi_has_a_headline",
                                   passed=not missing, metadata={"missing": ", ".join(missing) or "-"})

@@ -19,7 +19,7 @@ from crm_pipeline.kpis.count import asset_members, end_of_day, later, start_of_d
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.states import ORDER_BOOK_KEY, PERSON_SIGNALS_KEY
-from crm_pipeline.metadata import arrow_table, column_schema, partition_day
+from crm_pipeline.metadata import column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 from crm_pipeline.settings import Settings
 
@@ -141,8 +141,10 @@ def membership_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
                                     partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
         deps=[dg.AssetDep(dg.AssetKey(list(IDENTITY_MERGES_PATH)))],
         metadata={"dagster/column_schema": column_schema(MEMBERSHIP_SCHEMA), "primary_key": MEMBERSHIP_PK},
-        check_specs=[dg.AssetCheckSpec(checks.primary_key_check_name(MEMBERSHIP_PK), asset=MEMBERSHIP_KEY,
-                                       blocking=True, partitions_def=partitions),
+        check_specs=[
+            checks.schema_spec(MEMBERSHIP_KEY, partitions),
+            dg.AssetCheckSpec(checks.primary_key_check_name(MEMBERSHIP_PK), asset=MEMBERSHIP_KEY,
+                              blocking=True, partitions_def=partitions),
                      dg.AssetCheckSpec("since_is_within_the_run", asset=MEMBERSHIP_KEY, blocking=True,
                                        partitions_def=partitions,
                                        description="every `since` lies in CRM_START_DATE..D")],
@@ -156,7 +158,7 @@ def membership_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         frame = audience_membership(person_signals, order_book, category_views, crm_customers, identity_map,
                                     previous, remap, day, s)
         sizes = frame.groupby("audience").size()
-        yield dg.Output(arrow_table(frame, MEMBERSHIP_SCHEMA), metadata={
+        yield from checks.written(MEMBERSHIP_KEY, frame, MEMBERSHIP_SCHEMA, metadata={
             "rows": len(frame), "persons": int(frame["person_id"].nunique()),
             "activatable_rows": int(frame["activatable"].sum()),
             "audiences": dg.MetadataValue.json({str(k): int(v) for k, v in sizes.items()}),

@@ -21,7 +21,7 @@ from crm_pipeline.identity.graph import (
     attach_person_id,
     resolve_person_ids,
 )
-from crm_pipeline.metadata import arrow_table, column_schema, partition_day
+from crm_pipeline.metadata import column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 # signal <- event types; an installation signal is kept per (person, device_id)
@@ -109,14 +109,16 @@ def person_signals_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
              "previous": dg.AssetIn(key=PERSON_SIGNALS_KEY,
                                     partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
         metadata={"dagster/column_schema": column_schema(PERSON_SIGNALS_SCHEMA), "primary_key": PERSON_SIGNALS_PK},
-        check_specs=[dg.AssetCheckSpec(checks.primary_key_check_name(PERSON_SIGNALS_PK), asset=PERSON_SIGNALS_KEY,
-                                       blocking=True, partitions_def=partitions)],
+        check_specs=[
+            checks.schema_spec(PERSON_SIGNALS_KEY, partitions),
+            dg.AssetCheckSpec(checks.primary_key_check_name(PERSON_SIGNALS_PK), asset=PERSON_SIGNALS_KEY,
+                              blocking=True, partitions_def=partitions)],
     )
     def person_signals(events: pd.DataFrame, orders: pd.DataFrame, identity_map: pd.DataFrame,
                        identity_merges: pd.DataFrame, previous: pd.DataFrame | None):
         frame = update_person_signals(previous, events, orders, identity_map, identity_merges)
         counts = frame["signal"].value_counts()
-        yield dg.Output(arrow_table(frame, PERSON_SIGNALS_SCHEMA), metadata={
+        yield from checks.written(PERSON_SIGNALS_KEY, frame, PERSON_SIGNALS_SCHEMA, metadata={
             "rows": len(frame), "persons": int(frame["person_id"].nunique()),
             "rows_per_signal": dg.MetadataValue.json({str(k): int(v) for k, v in counts.sort_index().items()})})
         yield checks.primary_key_is_unique(PERSON_SIGNALS_KEY, frame, PERSON_SIGNALS_PK, nullable=["device_id"])
@@ -160,7 +162,8 @@ def refunds_in_order_currency(refunds: pd.DataFrame, book: pd.DataFrame, fx_late
 
 
 def update_order_book(previous: pd.DataFrame | None, orders: pd.DataFrame, refunds: pd.DataFrame,
-                      fx_latest: pd.DataFrame, identity_map: pd.DataFrame, merges: pd.DataFrame, timezone: str, reporting_currency: str, oldest_day: object) -> pd.DataFrame:
+                      fx_latest: pd.DataFrame, identity_map: pd.DataFrame, merges: pd.DataFrame, timezone: str,
+                      reporting_currency: str, oldest_day: object) -> pd.DataFrame:
     """Yesterday's book carried through today's merges, plus today's orders, minus orders placed before
     `oldest_day`, with today's refunds added to their orders (refunds of orders not in the book are ignored:
     older than a year or placed before CRM_START_DATE). An order without refunds is never fully refunded,
@@ -219,8 +222,10 @@ def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
              "previous": dg.AssetIn(key=ORDER_BOOK_KEY,
                                     partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
         metadata={"dagster/column_schema": column_schema(ORDER_BOOK_SCHEMA), "primary_key": ["order_id"]},
-        check_specs=[dg.AssetCheckSpec(checks.primary_key_check_name(["order_id"]), asset=ORDER_BOOK_KEY, blocking=True,
-                                       partitions_def=partitions),
+        check_specs=[
+            checks.schema_spec(ORDER_BOOK_KEY, partitions),
+            dg.AssetCheckSpec(checks.primary_key_check_name(["order_id"]), asset=ORDER_BOOK_KEY, blocking=True,
+                              partitions_def=partitions),
                      dg.AssetCheckSpec("refunds_reconcile", asset=ORDER_BOOK_KEY, blocking=True,
                                        partitions_def=partitions,
                                        description="refunds of D = applied to a booked order + of orders outside "
@@ -236,7 +241,7 @@ def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
                                  s.timezone, s.reporting_currency, oldest)
         applied = refunds["order_id"].astype("string").isin(book["order_id"])
         amounts = refunds_in_order_currency(refunds.loc[applied.to_numpy()], book, fx_latest, s.reporting_currency)
-        yield dg.Output(arrow_table(book, ORDER_BOOK_SCHEMA), metadata={
+        yield from checks.written(ORDER_BOOK_KEY, book, ORDER_BOOK_SCHEMA, metadata={
             "orders": len(book), "orders_today": int((book["order_day"] == day).sum()),
             "fully_refunded": int(book["fully_refunded"].sum()), "refunds_applied": int(applied.sum()),
             "refunds_outside_book": int((~applied).sum())})
