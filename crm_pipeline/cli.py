@@ -318,9 +318,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
-    from crm_pipeline.kpis.catalog import write
+    from crm_pipeline import checks_catalog
+    from crm_pipeline.kpis import catalog
 
-    print(f"wrote {write()}")
+    print(f"wrote {catalog.write()}")
+    print(f"wrote {checks_catalog.write()}")
     return 0
 
 
@@ -354,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     expl.add_argument("--day", default=None, help="identity as of this day (default: the newest)")
     expl.set_defaults(func=cmd_explain)
 
-    catalog = sub.add_parser("catalog", help="regenerate docs/kpi_catalog.md from the KPI declarations")
+    catalog = sub.add_parser("catalog", help="regenerate docs/kpi_catalog.md and docs/checks.md from the code")
     catalog.set_defaults(func=cmd_catalog)
 
     demo = sub.add_parser("demo", help="generate sample data if none, run it end to end, show where outputs are")

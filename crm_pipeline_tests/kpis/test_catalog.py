@@ -11,3 +11,10 @@ def test_every_kpi_is_documented_in_the_catalog():
     for kpi in ALL_KPIS:
         assert f"## `kpi/{kpi.name}`" in text
         assert kpi.description.startswith("One row per")
+
+
+def test_the_committed_checks_document_is_up_to_date():
+    from crm_pipeline import checks_catalog
+
+    assert checks_catalog.CHECKS_PATH.read_text() == checks_catalog.render(), \
+        "run `crm-pipeline catalog` and commit docs/checks.md"
