@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-GROUPS = ["ingestion", "identity", "attribution", "aggregates", "audiences", "kpis"]  # asset groups in graph order; later stages add theirs
+GROUPS = ["ingestion", "identity", "attribution", "aggregates", "audiences", "kpis", "health"]  # asset groups in graph order; later stages add theirs
 QUALITY = ("quality_identifiers_precision", "quality_identifiers_recall", "quality_identifiers_f1",
            "quality_identifiers_f1_reachable", "quality_customer_records_precision",
            "quality_customer_records_recall", "quality_customer_records_f1")
