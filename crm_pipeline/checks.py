@@ -116,3 +116,75 @@ def written(asset_key: dg.AssetKey, frame: pd.DataFrame, schema: pa.Schema, **ou
     table = arrow_table(frame, schema)
     yield dg.Output(table, **output)
     yield schema_is_declared(asset_key, table, schema)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# checks of single assets (each asset module calls its own; tested passing and failing in test_checks.py)
+
+def pairs_are_ordered(asset_key: dg.AssetKey, pairs: pd.DataFrame) -> dg.AssetCheckResult:
+    """Fuzzy record pairs are stored once, as (smaller id, larger id)."""
+    unordered = int((pairs["customer_id_a"].astype(str) >= pairs["customer_id_b"].astype(str)).sum())
+    return dg.AssetCheckResult(asset_key=asset_key, check_name="pairs_are_ordered", passed=unordered == 0,
+                               metadata={"unordered_rows": unordered})
+
+
+def every_touch_has_a_person(asset_key: dg.AssetKey, touches: pd.DataFrame) -> dg.AssetCheckResult:
+    orphans = int(touches["person_id"].isna().sum())
+    return dg.AssetCheckResult(asset_key=asset_key, check_name="every_touch_has_a_person", passed=orphans == 0,
+                               metadata={"touches_without_person": orphans})
+
+
+def transitions_are_stochastic(asset_key: dg.AssetKey, transitions: pd.DataFrame) -> dg.AssetCheckResult:
+    """The probabilities out of every state sum to 1 (1e-9) and lie in [0, 1]."""
+    sums = transitions.groupby("from_state")["probability"].sum()
+    bad = sums[(sums - 1.0).abs() > 1e-9]
+    outside = int(((transitions["probability"] < 0) | (transitions["probability"] > 1)).sum())
+    return dg.AssetCheckResult(asset_key=asset_key, check_name="transitions_are_stochastic",
+                               passed=bad.empty and outside == 0,
+                               metadata={"states_not_summing_to_one": len(bad), "probabilities_outside_0_1": outside})
+
+
+def since_is_within_the_run(asset_key: dg.AssetKey, membership: pd.DataFrame, start: object,
+                            day: object) -> dg.AssetCheckResult:
+    since = pd.to_datetime(membership["since"]).dt.date
+    outside = int(((since < start) | (since > day)).sum())
+    return dg.AssetCheckResult(asset_key=asset_key, check_name="since_is_within_the_run", passed=outside == 0,
+                               metadata={"rows_outside": outside})
+
+
+def refunds_reconcile(asset_key: dg.AssetKey, previous: pd.DataFrame | None, book: pd.DataFrame,
+                      applied_amounts: pd.Series) -> dg.AssetCheckResult:
+    """The refunds in the book = those carried from D-1 (for orders still booked) + the refunds of D applied,
+    in order currency, and no refund amount is unknown (a missing rate)."""
+    carried = 0.0
+    if previous is not None and len(previous):
+        kept = previous["order_id"].astype("string").isin(book["order_id"].astype("string"))
+        carried = float(previous.loc[kept.to_numpy(), "refunded_original"].astype(float).sum())
+    unknown = int(applied_amounts.isna().sum())
+    expected = carried + float(applied_amounts.fillna(0).sum())
+    actual = float(book["refunded_original"].astype(float).sum())
+    return dg.AssetCheckResult(asset_key=asset_key, check_name="refunds_reconcile",
+                               passed=unknown == 0 and abs(expected - actual) <= 1e-6 * max(1.0, abs(expected)),
+                               metadata={"expected_refunded": expected, "booked_refunded": actual,
+                                         "refunds_applied": len(applied_amounts), "unknown_amounts": unknown})
+
+
+def every_kpi_has_a_headline(asset_key: dg.AssetKey, scorecard: pd.DataFrame) -> dg.AssetCheckResult:
+    missing = scorecard.loc[scorecard["unit"].isna(), "kpi"].tolist()
+    return dg.AssetCheckResult(asset_key=asset_key, check_name="every_kpi_has_a_headline", passed=not missing,
+                               metadata={"missing": ", ".join(missing) or "-"})
+
+
+def rates_are_positive(asset_key: dg.AssetKey, rates: pd.DataFrame) -> dg.AssetCheckResult:
+    bad = int((rates["rate_to_reporting"].isna() | (rates["rate_to_reporting"] <= 0)).sum())
+    return dg.AssetCheckResult(asset_key=asset_key, check_name="rates_are_positive", passed=bad == 0,
+                               metadata={"non_positive_rates": bad})
+
+
+def every_check_of_the_day_passed(asset_key: dg.AssetKey, counts: dict[str, int],
+                                  failed: list[str]) -> dg.AssetCheckResult:
+    """WARN when a check of the day failed or never ran (pipeline_health)."""
+    return dg.AssetCheckResult(asset_key=asset_key, check_name="every_check_of_the_day_passed",
+                               passed=counts.get("failed", 0) == 0 and counts.get("not_evaluated", 0) == 0,
+                               severity=dg.AssetCheckSeverity.WARN,
+                               metadata={**counts, "failed_checks": dg.MetadataValue.json(failed[:50])})

@@ -161,9 +161,6 @@ def pipeline_health_asset(partitions: dg.DailyPartitionsDefinition,
             "health": dg.MetadataValue.md(markdown), **{f"checks_{k}": v for k, v in counts.items()},
             "failed_checks": dg.MetadataValue.json(failed[:50])})
         yield checks.primary_key_is_unique(HEALTH_KEY, table, HEALTH_PK)
-        yield dg.AssetCheckResult(asset_key=HEALTH_KEY, check_name=OWN_CHECKS[1],
-                                  passed=counts["failed"] == 0 and counts["not_evaluated"] == 0,
-                                  severity=dg.AssetCheckSeverity.WARN,
-                                  metadata={**counts, "failed_checks": dg.MetadataValue.json(failed[:50])})
+        yield checks.every_check_of_the_day_passed(HEALTH_KEY, counts, failed)
 
     return pipeline_health

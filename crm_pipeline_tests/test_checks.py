@@ -93,3 +93,83 @@ def test_schema_check_fails_on_a_null_in_a_required_column():
     assert result.check_name == "schema_matches_declared"
     ok = pa.Table.from_pydict({"order_id": ["a", "b"], "amount": [1.0, None]}, schema=required)
     assert checks.schema_is_declared(KEY, ok, required).passed  # a null where nulls are allowed is fine
+
+
+# --- single-asset checks: each passes on a clean input and fails on a commented defect ---------------------------
+
+def test_pairs_are_ordered():
+    good = pd.DataFrame({"customer_id_a": ["C1", "C2"], "customer_id_b": ["C2", "C3"]})
+    assert checks.pairs_are_ordered(KEY, good).passed
+    bad = good.assign(customer_id_a=["C1", "C3"], customer_id_b=["C2", "C2"])  # defect: (C3, C2) is reversed
+    assert checks.pairs_are_ordered(KEY, bad).metadata["unordered_rows"].value == 1
+
+
+def test_every_touch_has_a_person():
+    assert checks.every_touch_has_a_person(KEY, pd.DataFrame({"person_id": ["p1", "p2"]})).passed
+    assert not checks.every_touch_has_a_person(KEY, pd.DataFrame({"person_id": ["p1", None]})).passed  # orphan
+
+
+def test_transitions_are_stochastic():
+    good = pd.DataFrame({"from_state": ["start", "start", "email"], "to_state": ["email", "null", "conversion"],
+                         "probability": [0.25, 0.75, 1.0]})
+    assert checks.transitions_are_stochastic(KEY, good).passed
+    assert not checks.transitions_are_stochastic(KEY, good.assign(probability=[0.25, 0.7, 1.0])).passed  # 0.95
+    negative = good.assign(probability=[-0.25, 1.25, 1.0])  # defect: sums to 1 but not probabilities
+    assert checks.transitions_are_stochastic(KEY, negative).metadata["probabilities_outside_0_1"].value == 2
+
+
+def test_since_is_within_the_run():
+    import datetime as dt
+
+    start, day = dt.date(2026, 10, 1), dt.date(2026, 10, 31)
+    good = pd.DataFrame({"since": [start, day]})
+    assert checks.since_is_within_the_run(KEY, good, start, day).passed
+    bad = pd.DataFrame({"since": [dt.date(2026, 9, 30), dt.date(2026, 11, 1)]})  # before the start, after D
+    assert checks.since_is_within_the_run(KEY, bad, start, day).metadata["rows_outside"].value == 2
+
+
+def test_refunds_reconcile():
+    previous = pd.DataFrame({"order_id": ["o1", "o2", "old"], "refunded_original": [10.0, 0.0, 5.0]})
+    book = pd.DataFrame({"order_id": ["o1", "o2"], "refunded_original": [10.0, 7.5]})  # "old" left the book
+    assert checks.refunds_reconcile(KEY, previous, book, pd.Series([7.5])).passed
+    # defect: the refund of D applied twice
+    assert not checks.refunds_reconcile(KEY, previous, book.assign(refunded_original=[10.0, 15.0]),
+                                        pd.Series([7.5])).passed
+    # defect: a refund whose amount could not be converted
+    assert not checks.refunds_reconcile(KEY, previous, book, pd.Series([7.5, None])).passed
+
+
+def test_every_kpi_has_a_headline():
+    assert checks.every_kpi_has_a_headline(KEY, pd.DataFrame({"kpi": ["a"], "unit": ["count"]})).passed
+    result = checks.every_kpi_has_a_headline(KEY, pd.DataFrame({"kpi": ["a", "b"], "unit": ["count", None]}))
+    assert not result.passed and result.metadata["missing"].value == "b"
+
+
+def test_rates_are_positive():
+    assert checks.rates_are_positive(KEY, pd.DataFrame({"rate_to_reporting": [1.1, 0.9]})).passed
+    assert not checks.rates_are_positive(KEY, pd.DataFrame({"rate_to_reporting": [1.1, 0.0]})).passed
+
+
+def test_every_check_of_the_day_passed_warns():
+    ok = checks.every_check_of_the_day_passed(KEY, {"passed": 3, "warned": 1, "failed": 0, "not_evaluated": 0}, [])
+    assert ok.passed
+    bad = checks.every_check_of_the_day_passed(KEY, {"passed": 3, "failed": 1, "not_evaluated": 0}, ["a:b"])
+    assert not bad.passed and bad.severity == dg.AssetCheckSeverity.WARN
+    assert not checks.every_check_of_the_day_passed(KEY, {"failed": 0, "not_evaluated": 2}, []).passed
+
+
+def test_headline_at_least_target_warns_below_the_target():
+    from crm_pipeline.kpis.framework import finalise, headline_target_check
+    from crm_pipeline.kpis.relate import KPIS
+
+    kpi = {k.name: k for k in KPIS}["asset_engagement_ratio"]  # target 0.15 (seed 000)
+
+    def frame(value: float) -> pd.DataFrame:
+        return finalise(kpi, [{"window": "1d", "numerator": value, "denominator": 1.0, "value": value,
+                               "unit": "ratio"},
+                              {"window": "30d", "numerator": value, "denominator": 1.0, "value": value,
+                               "unit": "ratio"}])
+
+    assert headline_target_check(kpi, KEY, frame(0.2)).passed
+    low = headline_target_check(kpi, KEY, frame(0.1))
+    assert not low.passed and low.severity == dg.AssetCheckSeverity.WARN

@@ -90,9 +90,7 @@ def touches_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConfi
             "touches": len(frame), "by_channel": dg.MetadataValue.json(
                 {str(k): int(v) for k, v in frame["channel"].value_counts().sort_index().items()})})
         yield checks.primary_key_is_unique(TOUCHES_KEY, frame, ["event_id"])
-        orphans = int(frame["person_id"].isna().sum())
-        yield dg.AssetCheckResult(asset_key=TOUCHES_KEY, check_name="every_touch_has_a_person",
-                                  passed=orphans == 0, metadata={"touches_without_person": orphans})
+        yield checks.every_touch_has_a_person(TOUCHES_KEY, frame)
 
     return touches
 
@@ -239,10 +237,7 @@ def models_asset(partitions: dg.DailyPartitionsDefinition, settings: Settings) -
         yield checks.primary_key_is_unique(PATH_SUMMARY_KEY, summary, ["channel_path"])
         yield checks.primary_key_is_unique(TRANSITIONS_KEY, transitions, ["from_state", "to_state"])
         yield checks.primary_key_is_unique(MODEL_VALUES_KEY, values, ["model", "channel"])
-        out = transitions.groupby("from_state")["probability"].sum()
-        bad = out[(out - 1.0).abs() > 1e-9]
-        yield dg.AssetCheckResult(asset_key=TRANSITIONS_KEY, check_name="transitions_are_stochastic",
-                                  passed=bad.empty, metadata={"states_not_summing_to_one": len(bad)})
+        yield checks.transitions_are_stochastic(TRANSITIONS_KEY, transitions)
 
     return attribution_models
 

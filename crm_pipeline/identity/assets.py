@@ -130,9 +130,7 @@ def fuzzy_matches_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         })
         yield checks.primary_key_is_unique(FUZZY_KEY, pairs, pk)
         yield checks.schema_matches(FUZZY_KEY, table, MATCH_SCHEMA)
-        unordered = int((pairs["customer_id_a"].astype(str) >= pairs["customer_id_b"].astype(str)).sum())
-        yield dg.AssetCheckResult(asset_key=FUZZY_KEY, check_name="pairs_are_ordered", passed=unordered == 0,
-                                  metadata={"unordered_rows": unordered})
+        yield checks.pairs_are_ordered(FUZZY_KEY, pairs)
 
     return fuzzy_matches
 

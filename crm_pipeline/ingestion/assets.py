@@ -262,9 +262,7 @@ def fx_rates_latest_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
         yield dg.Output(table, metadata={"currencies": ", ".join(state["currency"].astype(str)) or "-"})
         yield checks.primary_key_is_unique(FX_LATEST_KEY, state, ["currency"])
         yield checks.schema_is_declared(FX_LATEST_KEY, table, FX_LATEST_SCHEMA)
-        bad = int((state["rate_to_reporting"].isna() | (state["rate_to_reporting"] <= 0)).sum())
-        yield dg.AssetCheckResult(asset_key=FX_LATEST_KEY, check_name="rates_are_positive", passed=bad == 0,
-                                  metadata={"non_positive_rates": bad})
+        yield checks.rates_are_positive(FX_LATEST_KEY, state)
 
     return fx_rates_latest
 

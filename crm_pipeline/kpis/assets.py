@@ -155,9 +155,7 @@ def scorecard_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
         yield dg.Output(table, metadata={"scorecard": dg.MetadataValue.md(markdown)})
         yield checks.primary_key_is_unique(SCORECARD_KEY, frame, ["kpi"])
         yield checks.schema_is_declared(SCORECARD_KEY, table, SCORECARD_SCHEMA)
-        missing = frame.loc[frame["unit"].isna(), "kpi"].tolist()
-        yield dg.AssetCheckResult(asset_key=SCORECARD_KEY, check_name="every_kpi_has_a_headline",
-                                  passed=not missing, metadata={"missing": ", ".join(missing) or "-"})
+        yield checks.every_kpi_has_a_headline(SCORECARD_KEY, frame)
 
     return kpi_scorecard
 

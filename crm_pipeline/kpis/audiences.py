@@ -164,10 +164,7 @@ def membership_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
             "audiences": dg.MetadataValue.json({str(k): int(v) for k, v in sizes.items()}),
             "identity_changes_through": remap.newest_identity_day or "-"})
         yield checks.primary_key_is_unique(MEMBERSHIP_KEY, frame, MEMBERSHIP_PK)
-        since = pd.to_datetime(frame["since"]).dt.date
-        outside = int(((since < s.start_date) | (since > day)).sum())
-        yield dg.AssetCheckResult(asset_key=MEMBERSHIP_KEY, check_name="since_is_within_the_run",
-                                  passed=outside == 0, metadata={"rows_outside": outside})
+        yield checks.since_is_within_the_run(MEMBERSHIP_KEY, frame, s.start_date, day)
 
     return membership
 
