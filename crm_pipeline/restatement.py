@@ -9,8 +9,9 @@ Every evaluation (every 5 minutes by default) looks at the last CRM_LATE_DATA_LO
 
 A late day D requests the whole graph for D..D+CRM_RESTATE_DAYS-1 (up to the newest materialised day): the
 snapshots and states carry D forward and the trailing windows of later days include it. An identity change on
-D requests, for D-CRM_IDENTITY_RESTATE_DAYS..D-1, the assets that count persons (kpis.md 2.2: they remap stored
-person ids through later changes), plus audience_membership up to the newest day, whose `since` chains.
+D requests, for D-CRM_IDENTITY_RESTATE_DAYS..D-1, the journeys and their attribution and the KPIs that count
+persons or read journeys (kpis.md 2.2: they carry person ids through later changes), plus audience_membership
+up to the newest day, whose `since` chains.
 
 Everything found in one evaluation becomes one backfill (the UI shows it like a manual one; the backfill
 daemon runs the days in dependency order). The cursor remembers what was requested, so a burst of late files
@@ -42,9 +43,18 @@ EVENTS_KEY = dg.AssetKey(["ingest", "events"])
 RESTATEMENT_TAG = "crm/restatement"
 
 
+ATTRIBUTION_PER_ORDER = (("attribution", "journeys"), ("attribution", "journey_touches"),
+                         ("attribution", "order_attribution"), ("attribution", "channel_roas"))
+
+
 def person_counting_keys() -> list[dg.AssetKey]:
-    """The assets an identity change restates: KPIs that count persons, the scorecard and the health table."""
-    return [*(kpi_key(k) for k in ALL_KPIS if k.needs_remap), SCORECARD_KEY, dg.AssetKey(["pipeline_health"])]
+    """The assets an identity change restates: the journeys and their attribution (buyers and touches are
+    joined through persons), the KPIs that count persons or read journeys, the scorecard and the health table.
+    The 90-day training states and the models trained on them are left as they were."""
+    per_order = {tuple(k) for k in ATTRIBUTION_PER_ORDER}
+    kpis = [kpi_key(k) for k in ALL_KPIS if k.needs_remap or any(tuple(i.key) in per_order for i in k.inputs)]
+    return [*(dg.AssetKey(list(k)) for k in ATTRIBUTION_PER_ORDER), *kpis, SCORECARD_KEY,
+            dg.AssetKey(["pipeline_health"])]
 
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:

@@ -39,8 +39,9 @@ from crm_pipeline.attribution.training import (
 from crm_pipeline.identity.assets import MAP_KEY
 from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS
 from crm_pipeline.ingestion.assets import PREVIOUS_DAY
+from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.metadata import column_schema, partition_day
-from crm_pipeline.resources import OWNERS
+from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 from crm_pipeline.settings import Settings
 
 GROUP = "attribution"
@@ -126,6 +127,7 @@ def journeys_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConf
                 start_offset=-window_days, end_offset=0)),
             "identity_map": dg.AssetIn(key=MAP_KEY, metadata={"columns": MAP_COLUMNS}),
         },
+        deps=[dg.AssetDep(dg.AssetKey(list(IDENTITY_MERGES_PATH)))],  # read directly: persons follow identity
         check_specs=[
             checks.schema_spec(JOURNEYS_KEY, partitions),
             checks.schema_spec(JOURNEY_TOUCHES_KEY, partitions),
@@ -134,12 +136,16 @@ def journeys_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConf
                               partitions_def=partitions),
         ],
     )
-    def journeys(orders: pd.DataFrame, touches: pd.DataFrame, identity_map: pd.DataFrame):
-        touch_rows, order_person = journey_touches(orders, touches, identity_map, config)
+    def journeys(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, orders: pd.DataFrame,
+                 touches: pd.DataFrame, identity_map: pd.DataFrame):
+        # persons as of the newest identity partition (kpis.md 2.2): a re-run after a merge joins both parts
+        remap = PersonRemap.load(settings.get(), partition_day(context), 1)
+        touch_rows, order_person = journey_touches(orders, touches, identity_map, config, remap)
         table = journeys_table(orders, order_person, touch_rows)
         yield from checks.written(JOURNEYS_KEY, table, JOURNEYS_SCHEMA, output_name="journeys", metadata={
             "orders": len(table), "orders_with_touches": int((table["count_touches"] > 0).sum()),
-            "touches_in_window": len(touches)})
+            "touches_in_window": len(touches), "identity_changes_through": remap.newest_identity_day or "-",
+            "identity_merges_applied": remap.merges})
         yield from checks.written(JOURNEY_TOUCHES_KEY, touch_rows, JOURNEY_TOUCHES_SCHEMA,
                                   output_name="journey_touches",
                                   metadata={"rows": len(touch_rows)})

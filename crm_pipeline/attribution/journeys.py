@@ -6,7 +6,7 @@ An order's *journey* is its buyer's touches within the lookback before the order
 identifiers, so a touch on another device of the same person counts and a later merge is followed.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,17 +101,23 @@ def extract_touches(events: pd.DataFrame, identity_map: pd.DataFrame, config: Jo
 
 
 def journey_touches(orders: pd.DataFrame, touches: pd.DataFrame, identity_map: pd.DataFrame,
-                    config: JourneyConfig) -> tuple[pd.DataFrame, pd.Series]:
+                    config: JourneyConfig, remap: Callable[[pd.Series], pd.Series] | None = None
+                    ) -> tuple[pd.DataFrame, pd.Series]:
     """(the touches of every order's journey, the person of every order).
+
+    Orders and touches are attached to persons from their identifiers with the identity map of D, then carried
+    through `remap` (the identity changes logged after D, kpis.md 2.2), so a re-run after two persons merged
+    joins the touches of both to the order.
 
     Touch rows carry order_id, touch_rank (1..n by (touch_at, event_id)), touch_count, touch_at, order_at,
     channel, campaign_id, event_id. Window: order_at - lookback < touch_at <= order_at (kpis.md 2.1).
     """
-    order_person = attach_person_id(orders, identity_map)
+    remap = remap or (lambda ids: ids)
+    order_person = remap(attach_person_id(orders, identity_map))
     buyers = pd.DataFrame({"order_id": orders["order_id"].to_numpy(), "person_id": order_person.to_numpy(),
                            "order_at": pd.to_datetime(orders["ordered_at"], utc=True).to_numpy()})
     buyers = buyers.dropna(subset=["person_id"])
-    person = attach_person_id(touches, identity_map)
+    person = remap(attach_person_id(touches, identity_map))
     cand = pd.DataFrame({"person_id": person.to_numpy(),
                          "touch_at": pd.to_datetime(touches["touch_at"], utc=True).to_numpy(),
                          "channel": touches["channel"].to_numpy(), "campaign_id": touches["campaign_id"].to_numpy(),

@@ -94,3 +94,18 @@ def test_an_order_without_touches_has_an_empty_journey():
     journeys = journeys_table(ORDERS, person, rows)
     assert journeys[["count_touches", "count_channels"]].iloc[0].tolist() == [0, 0]
     assert pd.isna(journeys["channel_path"].iloc[0]) and pd.isna(journeys["days_from_first_touch"].iloc[0])
+
+
+def test_a_rerun_after_a_later_merge_joins_the_touches_of_both_persons():
+    import datetime as dt
+
+    from crm_pipeline.kpis.persons import PersonRemap
+
+    touches = _touches(("t_buyer", ts(3), "seo", "k1", None), ("t_other", ts(1), "display", "k2", None))
+    rows, person = journey_touches(ORDERS, touches, IDENTITY, JourneyConfig())
+    assert rows["event_id"].tolist() == ["t_buyer"]  # as of D, k2 is somebody else
+    # P2 (cookie k2) is merged into P1 after D: the re-run credits k2's touch too (kpis.md 2.2)
+    later = pd.DataFrame({"change_date": [dt.date(2026, 11, 4)], "kind": ["merge"], "kept_person_id": ["P1"],
+                          "other_person_id": ["P2"], "reason": ["x"]})
+    rows, person = journey_touches(ORDERS, touches, IDENTITY, JourneyConfig(), PersonRemap(later))
+    assert rows["event_id"].tolist() == ["t_buyer", "t_other"] and person.tolist() == ["P1"]
