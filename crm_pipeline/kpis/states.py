@@ -39,7 +39,6 @@ EVENT_SIGNALS: dict[str, str] = {
 INSTALLATION_SIGNALS = frozenset({"app_install", "app_uninstall", "app_open", "browser_app_install",
                                   "browser_app_uninstall", "browser_app_click"})
 ORDER_SIGNAL = "order"
-SIGNALS = (*dict.fromkeys(EVENT_SIGNALS.values()), ORDER_SIGNAL)
 
 PERSON_SIGNALS_KEY = dg.AssetKey(["aggregates", "person_signals"])
 PERSON_SIGNALS_PK = ["person_id", "signal", "device_id"]
