@@ -1021,6 +1021,14 @@ def resolve_person_ids(person_ids: pd.Series, merges: pd.DataFrame) -> pd.Series
     return looked_up.where(looked_up.notna(), person_ids.astype("string"))
 
 
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    """A string column as an Arrow array, without a round trip through Python objects where possible."""
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+
+
 def attach_person_id(frame: pd.DataFrame, identity_map: pd.DataFrame) -> pd.Series:
     """The person of every row of `frame` (events, orders, CRM rows), vectorised; this is how downstream
     stages attach persons.
@@ -1031,28 +1039,36 @@ def attach_person_id(frame: pd.DataFrame, identity_map: pd.DataFrame) -> pd.Seri
     gets that refused identifier's singleton person, so no row is lost; a row with no identifier in the map
     gets <NA>. Identifiers of one accepted component all map to the same person, so the priority only
     matters for rows that carry refused identifiers.
+
+    The lookups are Arrow hash joins (`index_in`), several times faster than pandas' `map`/`isin` on strings.
     """
-    out = pd.Series(pd.NA, index=frame.index, dtype="string")
-    fallback = pd.Series(pd.NA, index=frame.index, dtype="string")
-    types = identity_map["identifier_type"].astype("string")
-    refused_col = (identity_map["is_refused"].astype(bool) if "is_refused" in identity_map.columns
-                   else pd.Series(False, index=identity_map.index))
+    n = len(frame)
+    chosen = np.full(n, -1, dtype=np.int64)  # row of identity_map that names the person
+    spare = np.full(n, -1, dtype=np.int64)  # a refused identifier's row, when nothing else names one
+    types = _arrow_strings(identity_map["identifier_type"])
+    identifiers = _arrow_strings(identity_map["identifier"])
+    refused_all = (identity_map["is_refused"].to_numpy(dtype=bool) if "is_refused" in identity_map.columns
+                   else np.zeros(len(identity_map), dtype=bool))
     for name in IDENTIFIER_PRIORITY:
         column = IDENTIFIER_COLUMNS[name]
         if column not in frame.columns:
             continue
-        sub = identity_map.loc[(types == name).to_numpy()]
-        index = pd.Index(sub["identifier"].astype("string").to_numpy())
-        person = pd.Series(sub["person_id"].astype("string").to_numpy(), index=index)
-        refused_values = index[refused_col.loc[sub.index].to_numpy(dtype=bool)]
-        values = frame[column].astype("string")
-        found = values.map(person)
-        # isin, not map + fillna: an all-missing column maps to an Arrow null array that cannot be filled
-        is_refused = values.isin(refused_values).to_numpy(dtype=bool)
-        usable = found.notna() & ~is_refused
-        out = out.mask(out.isna() & usable, found)
-        fallback = fallback.mask(fallback.isna() & found.notna() & is_refused, found)
-    return out.fillna(fallback)
+        rows = np.flatnonzero(pc.equal(types, name).fill_null(False).to_numpy(zero_copy_only=False))
+        if not len(rows):
+            continue
+        position = pc.index_in(_arrow_strings(frame[column]), value_set=identifiers.take(pa.array(rows)))
+        position = position.fill_null(-1).to_numpy(zero_copy_only=False)
+        found = position >= 0
+        row = np.where(found, rows[np.maximum(position, 0)], -1)
+        is_refused = found & refused_all[np.maximum(row, 0)]
+        take = found & ~is_refused & (chosen < 0)
+        chosen[take] = row[take]
+        fallback = found & is_refused & (spare < 0)
+        spare[fallback] = row[fallback]
+    final = np.where(chosen >= 0, chosen, spare)
+    persons = identity_map["person_id"].to_numpy(dtype=object)
+    result = np.where(final >= 0, persons[np.maximum(final, 0)] if len(persons) else None, None)
+    return pd.Series(result, index=frame.index, dtype="string")
 
 
 def explain_person(person_id: str, state: IdentityState, merges: pd.DataFrame | None = None) -> pd.DataFrame:
