@@ -90,7 +90,10 @@ def _split_paths(journey_id: pd.Series, path: pd.Series) -> pd.DataFrame:
     about 1 GB for the 290k person-day paths of a small world's full 90-day window.
     """
     lists = pc.split_pattern(pa.array(path.to_numpy(dtype=object), type=pa.string()), SEPARATOR)
-    channel = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
+    # channels as a categorical: a code per token instead of a Python string per token
+    encoded = pc.dictionary_encode(pc.list_flatten(lists))
+    channel = pd.Categorical.from_codes(encoded.indices.to_numpy(zero_copy_only=False),
+                                        categories=encoded.dictionary.to_pylist())
     parent = pc.list_parent_indices(lists).to_numpy()
     ids = journey_id.to_numpy(dtype=object)[parent]
     position = np.arange(len(ids))
