@@ -33,6 +33,7 @@ from crm_pipeline.attribution.training import (
     TRAINING_DAYS,
     fit_models,
     path_summary,
+    training_paths,
     update_converting_paths,
     update_person_day_paths,
 )
@@ -229,9 +230,10 @@ def models_asset(partitions: dg.DailyPartitionsDefinition, settings: Settings) -
         ],
     )
     def attribution_models(converting_paths: pd.DataFrame, person_day_paths: pd.DataFrame):
+        training = training_paths(converting_paths, person_day_paths, transform)  # split once, used twice
         values, transitions, counts = fit_models(converting_paths, person_day_paths, markov_order=order,
-                                                 transform=transform)
-        summary = path_summary(converting_paths, person_day_paths, transform)
+                                                 transform=transform, training=training)
+        summary = path_summary(converting_paths, person_day_paths, transform, training=training)
         yield from checks.written(MODEL_VALUES_KEY, values, CHANNEL_MODEL_VALUES_SCHEMA,
                                   output_name="channel_model_values",
                                   metadata={**counts, "training_days": TRAINING_DAYS, "markov_order": order,

@@ -180,19 +180,46 @@ class _Paths:
     journey_converted: np.ndarray  # per journey code: bool
 
 
+def _unique_rows(lags: np.ndarray, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(lags, axis=0, return_inverse=True), fast: each row of channel codes (-1 = none) becomes one
+    integer in base n_channels + 1, whose numeric order is the rows' lexicographic order."""
+    base = n_channels + 1
+    if base ** lags.shape[1] >= 2**62:  # too many channels x order for one integer: the general (slow) way
+        keys, inverse = np.unique(lags, axis=0, return_inverse=True)
+        return keys, inverse.reshape(-1)
+    packed = np.zeros(len(lags), dtype=np.int64)
+    for column in range(lags.shape[1]):
+        packed = packed * base + (lags[:, column] + 1)
+    unique, inverse = np.unique(packed, return_inverse=True)
+    keys = np.empty((len(unique), lags.shape[1]), dtype=np.int64)
+    rest = unique.copy()
+    for column in reversed(range(lags.shape[1])):
+        keys[:, column] = rest % base - 1
+        rest //= base
+    return keys, inverse.reshape(-1)
+
+
 def _encode_paths(paths: pd.DataFrame, converted: pd.Series) -> _Paths:
     _require(paths, _PATH_COLUMNS, "paths")
     steps = paths.loc[paths["channel"].notna(), list(_PATH_COLUMNS)]
-    steps = steps.sort_values(["journey_id", "step"], kind="stable")
+    # journeys numbered in order of appearance, then steps sorted by (journey, step) on integers: sorting the
+    # journey ids themselves (strings) cost seconds on a full training window and changes nothing downstream
     journey_code, journeys = pd.factorize(steps["journey_id"])
+    order = np.lexsort((steps["step"].to_numpy(dtype=np.int64), journey_code))
+    steps = steps.iloc[order]
+    journey_code = journey_code[order]
     channel_code, channels = pd.factorize(steps["channel"], sort=True)
     flags = converted.reindex(journeys)
     if flags.isna().any():
         missing = list(journeys[flags.isna().to_numpy()][:5])
         raise ValueError(f"`converted` has no flag for journey(s) {missing} of `paths`")
-    position = steps.groupby("journey_id", sort=False).cumcount().to_numpy(dtype=np.int64)
-    is_last = np.ones(len(steps), dtype=bool)
-    is_last[:-1] = journey_code[1:] != journey_code[:-1]
+    n = len(steps)
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = journey_code[1:] != journey_code[:-1]
+    index = np.arange(n, dtype=np.int64)
+    position = index - np.maximum.accumulate(np.where(starts, index, 0))
+    is_last = np.ones(n, dtype=bool)
+    is_last[:-1] = starts[1:]
     return _Paths(channels=pd.Index(channels), channel_code=channel_code.astype(np.int64),
                   journey_code=journey_code.astype(np.int64), position=position, is_last=is_last,
                   journey_converted=flags.to_numpy(dtype=bool))
@@ -258,8 +285,7 @@ class MarkovModel:
             shifted[encoded.position < lag] = -1
             lags[:, order - 1 - lag] = shifted
         if n_steps:
-            state_keys, step_state = np.unique(lags, axis=0, return_inverse=True)
-            step_state = step_state.reshape(-1)
+            state_keys, step_state = _unique_rows(lags, len(channels))
         else:
             state_keys, step_state = np.empty((0, order), dtype=np.int64), np.empty(0, dtype=np.int64)
 

@@ -500,3 +500,16 @@ def test_every_model_sums_to_one_per_order_on_10k_orders() -> None:
         assert len(per_order) == n_orders, f"{name}: every order credited"
         worst = float((per_order - 1.0).abs().max())
         assert worst <= 1e-12, f"{name}: credits off by {worst} for some order"
+
+
+def test_packed_unique_rows_equal_numpys_unique_rows() -> None:
+    import numpy as np
+
+    from crm_pipeline.attribution.models import _unique_rows
+
+    rng = np.random.default_rng(3)
+    for order in (1, 2, 3):
+        lags = rng.integers(-1, 12, size=(5000, order))
+        keys, inverse = _unique_rows(lags, 12)
+        expected_keys, expected_inverse = np.unique(lags, axis=0, return_inverse=True)
+        assert (keys == expected_keys).all() and (inverse == expected_inverse.reshape(-1)).all()
