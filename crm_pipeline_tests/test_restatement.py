@@ -125,3 +125,39 @@ def test_an_identity_change_restates_the_person_counting_assets_of_earlier_days(
     assert parts["audience_membership"] == {str(d) for d in DAYS}  # since chains up to the newest day
     assert "identity changes" in request.tags["crm/restatement"]
     assert isinstance(evaluate(settings, instance, graph, cursor, later)[0], dg.SkipReason)
+
+
+def test_a_restatement_request_is_a_backfill_the_daemon_accepts(ingested):
+    """The sensor daemon turns the request into a backfill exactly like this (dagster._daemon.sensor, no public
+    API); each non-subsettable step must be targeted whole, or the backfill fails."""
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+    settings, root, instance = ingested
+    graph = build_definitions(settings).resolve_asset_graph()
+    now = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=3)
+    _, cursor = evaluate(settings, instance, graph, None, now)
+    write_events(root, DAYS[1], "events_daemon.csv", [f"{DAYS[1]}T15:00:00Z"], age_minutes=30)
+    table = pa.Table.from_pydict({"change_date": [DAYS[1]], "kind": ["split"], "kept_person_id": ["p_c"],
+                                  "other_person_id": ["p_d"], "reason": ["evidence withdrawn: test"]},
+                                 schema=IDENTITY_MERGES_SCHEMA)
+    fs, _ = storage.filesystem(settings.warehouse_root)
+    storage.write_table_atomic(fs, f"{settings.warehouse_root}/identity/identity_merges/date={DAYS[1]}/part.parquet",
+                               table)
+    request, _ = evaluate(settings, instance, graph, cursor, now)
+    subset = request.asset_graph_subset
+    for key in subset.asset_keys:  # whole steps only
+        for sibling in graph.get(key).execution_set_asset_keys:
+            assert subset.get_partitions_subset(sibling).get_partition_keys() == \
+                subset.get_partitions_subset(key).get_partition_keys(), (key, sibling)
+    backfill = PartitionBackfill.from_asset_graph_subset(
+        backfill_id="restate", dynamic_partitions_store=instance, backfill_timestamp=time.time(),
+        asset_graph_subset=subset, tags=request.tags, title=None, description=None, run_config=None)
+    instance.add_backfill(backfill)
+    stored = instance.get_backfill("restate")
+    assert stored.status == BulkActionStatus.REQUESTED and "crm/restatement" in stored.tags
+    targeted = stored.asset_backfill_data.target_subset
+    assert set(targeted.get_partitions_subset(dg.AssetKey(["ingest", "events"])).get_partition_keys()) == \
+        {str(DAYS[1]), str(DAYS[2])}
+    # the identity change of DAYS[1] restates DAYS[0] for the person-counting assets (already in the late range
+    # from DAYS[1] on)
+    assert str(DAYS[0]) in set(targeted.get_partitions_subset(dg.AssetKey(["kpi", "uar_30d"])).get_partition_keys())
