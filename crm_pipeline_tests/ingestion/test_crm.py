@@ -672,3 +672,28 @@ def test_postgres_native_column_types(postgres_url: str, tmp_path: Path) -> None
     )
     assert customers.clean["date_of_birth"].tolist() == [pd.Timestamp("1990-05-17")]
     assert customers.clean["marketing_consent"].tolist() == [True]
+
+
+def test_rows_on_day_recorded_at_extraction_and_counted_later(database_url: str, tmp_path: Path) -> None:
+    """What the restatement sensor compares: rows created or updated on D at extraction, and again later."""
+    import datetime as dt
+
+    from crm_pipeline.ingestion.late import crm_rows_per_day
+
+    rows = [
+        {"lead_id": "L1", "created_at": "2026-10-01T09:00:00Z", "updated_at": "2026-10-01T09:00:00Z"},
+        {"lead_id": "L2", "created_at": "2026-09-30T09:00:00Z", "updated_at": "2026-10-02T08:00:00+02:00"},
+        {"lead_id": "L3", "created_at": "2026-10-02T23:30:00+00:00", "updated_at": "2026-10-02T23:30:00Z"},
+    ]
+    create_table(database_url, "leads", [{"source": "web", **r} for r in rows])
+    settings = make_settings(tmp_path, database_url, timezone="Europe/Berlin")
+    first = extract_crm_day("leads", dt.date(2026, 10, 1), settings, first_load=True)
+    assert (first.rows_in, first.rows_on_day) == (2, 1)  # first load: L1 and L2 exist; only L1 is of the day
+    second = extract_crm_day("leads", dt.date(2026, 10, 2), settings, first_load=False)
+    assert second.rows_on_day == second.rows_in == 1  # L2 updated 08:00 Berlin; L3 is 01:30 on Oct 3 there
+    counted = crm_rows_per_day("leads", dt.date(2026, 10, 1), dt.date(2026, 10, 3), settings)
+    assert counted == {"2026-10-01": 1, "2026-10-02": 1, "2026-10-03": 1}
+    # a backdated row written after the extraction of Oct 2: the count of that day rises above rows_on_day
+    execute(database_url, "INSERT INTO leads (lead_id, source, created_at, updated_at) VALUES "
+                          "('L4', 'web', '2026-10-02T10:00:00Z', '2026-10-02T10:00:00Z')")
+    assert crm_rows_per_day("leads", dt.date(2026, 10, 2), dt.date(2026, 10, 2), settings) == {"2026-10-02": 2}
