@@ -291,6 +291,20 @@ def print_identity_summary(day: dt.date) -> None:
                   md["quality_customer_records_recall"], md["quality_customer_records_f1"]))
 
 
+def print_health_summary(day: dt.date, instance: dg.DagsterInstance | None = None) -> None:
+    """The day's check outcomes (and the failed checks), from the pipeline_health materialisation."""
+    records = (instance or _ensure_instance()).fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["pipeline_health"]), asset_partitions=[day.isoformat()]),
+        limit=1).records
+    if not records:
+        return
+    md = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+    print(f"\nHealth on {day}: checks {md.get('checks_passed')} passed, {md.get('checks_warned')} warned, "
+          f"{md.get('checks_failed')} failed, {md.get('checks_not_evaluated')} not evaluated"
+          + (f"; failed: {', '.join(md['failed_checks'])}" if md.get("failed_checks") else "")
+          + " (the whole table: pipeline_health)")
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the sample world if there is none, run its whole date range, say where everything is."""
     truth = truth_root_for(settings)
@@ -307,6 +321,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     rows = run_range(settings, max(start, settings.start_date), end)
     print_counts(rows)
     print_identity_summary(end)
+    print_health_summary(end)
     print()
     cmd_status(args, settings)
     print(f"\nOutputs (Hive-partitioned Parquet): {settings.warehouse_root}")

@@ -198,6 +198,16 @@ def test_pipeline_health_reports_the_day(materialised):
     assert metadata["checks_passed"] > 100 and t[("checks", "all", "passed")] == metadata["checks_passed"]
 
 
+def test_the_demo_prints_the_days_health(materialised, capsys):
+    from crm_pipeline.cli import print_health_summary
+
+    _, _, _, instance = materialised
+    print_health_summary(DAYS[-1], instance)
+    out = capsys.readouterr().out
+    assert f"Health on {DAYS[-1]}: checks " in out and "0 not evaluated" in out
+    assert "failed: ingest/events:no_unparsable_files" in out
+
+
 def test_identity_maps_every_identifier_to_one_person(materialised):
     _, warehouse, _, _ = materialised
     identity = warehouse / "identity"
