@@ -161,3 +161,20 @@ def test_a_restatement_request_is_a_backfill_the_daemon_accepts(ingested):
     # the identity change of DAYS[1] restates DAYS[0] for the person-counting assets (already in the late range
     # from DAYS[1] on)
     assert str(DAYS[0]) in set(targeted.get_partitions_subset(dg.AssetKey(["kpi", "uar_30d"])).get_partition_keys())
+
+
+def test_the_sensor_definition_evaluates_through_dagster(ingested):
+    """The registered sensor itself (not only `evaluate`): Dagster's context, cursor and result."""
+    settings, root, instance = ingested
+    defs = build_definitions(settings)
+    sensor = next(s for s in defs.sensors if s.name == "restatement_sensor")
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    first = sensor(context)
+    assert context.cursor and "identity" in json.loads(context.cursor)
+    write_events(root, DAYS[2], "events_sensor.csv", [f"{DAYS[2]}T16:00:00Z"], age_minutes=30)
+    second = sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=context.cursor))
+    requests = second.run_requests if hasattr(second, "run_requests") else [second]
+    assert first is not None and any(
+        r.asset_graph_subset is not None and str(DAYS[2]) in set(
+            r.asset_graph_subset.get_partitions_subset(dg.AssetKey(["ingest", "events"])).get_partition_keys())
+        for r in requests if isinstance(r, dg.RunRequest))
