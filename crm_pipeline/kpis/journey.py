@@ -118,5 +118,6 @@ KPIS: tuple[KpiDefinition, ...] = (
         lineage={"denominator": ("first_orders.person_id", "first_orders.first_ordered_at"),
                  "value": ("first_orders.first_ordered_at", "crm_customers.created_at", "crm_customers.customer_id",
                            "identity_map.person_id")},
-        compute=time_to_first_value, window_days=365),
+        compute=time_to_first_value, window_days=365,
+        remap_days=1),  # first_orders and the identity map are as of D: only later changes apply
 )
