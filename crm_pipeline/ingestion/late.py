@@ -25,13 +25,9 @@ from crm_pipeline.ingestion.landing import _assign
 from crm_pipeline.ingestion.normalise import local_day, parse_utc
 from crm_pipeline.ingestion.readers import day_folder, list_landing_files, read_landing_file
 from crm_pipeline.settings import Settings
-from crm_pipeline.storage.fs import filesystem
+from crm_pipeline.storage.fs import file_signature, filesystem
 
 FOLDER_OFFSETS = (-1, 0, 1)
-
-
-def file_signature(info: Mapping[str, object]) -> str:
-    return f"{info.get('size')}|{info.get('mtime') or info.get('LastModified') or info.get('ETag')}"
 
 
 def landing_listing(source: str, day: dt.date, settings: Settings) -> dict[str, str]:
@@ -51,7 +47,7 @@ def landing_listing(source: str, day: dt.date, settings: Settings) -> dict[str, 
 
 def file_mtime(info_signature: str) -> pd.Timestamp | None:
     """The modification time inside a signature (None when the store reports none)."""
-    value = info_signature.split("|", 1)[1]
+    value = info_signature.split("|")[1]
     if value in ("None", ""):
         return None
     try:

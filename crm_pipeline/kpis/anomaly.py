@@ -21,28 +21,18 @@ from crm_pipeline.storage import fs as storage
 SCORECARD_PATH = ("kpi_scorecard",)
 MAD_TO_SD = 1.4826
 FLAT_SCALE = 0.01  # of |median| when the history's MAD is 0
-_CACHE: dict[tuple, pd.DataFrame] = {}
 
 
 def trailing_headlines(settings: Settings, day: dt.date, window_days: int) -> pd.DataFrame:
     """kpi, date, value of the scorecards of D-window..D-1 that exist."""
-    first = (day - dt.timedelta(days=window_days)).isoformat()
-    files = {k: info for k, info in storage.partition_files(settings.warehouse_root, SCORECARD_PATH,
-                                                            settings.storage_options).items()
-             if first <= k < day.isoformat()}
-    signature = tuple((k, *(str(info.get(f)) for f in ("size", "mtime", "LastModified", "ETag")))
-                      for k, info in files.items())
-    key = (settings.warehouse_root, signature)
-    if key not in _CACHE:
-        fs, _ = storage.filesystem(settings.warehouse_root, settings.storage_options)
-        frames = [storage.read_table(fs, info["name"], ["kpi", "value"]).to_pandas().assign(date=k)
-                  for k, info in files.items()]
-        if len(_CACHE) >= 8:  # the KPIs of one day share one history: keep only the latest few
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = (pd.concat(frames, ignore_index=True) if frames
-                       else pd.DataFrame({"kpi": pd.Series([], dtype=str), "value": pd.Series([], dtype=float),
-                                          "date": pd.Series([], dtype=str)}))
-    return _CACHE[key]
+    tables = storage.read_partitions(settings.warehouse_root, SCORECARD_PATH, settings.storage_options,
+                                     first=(day - dt.timedelta(days=window_days)).isoformat(),
+                                     last=(day - dt.timedelta(days=1)).isoformat(), columns=["kpi", "value"])
+    frames = [table.to_pandas().assign(date=key) for key, table in tables.items()]
+    if not frames:
+        return pd.DataFrame({"kpi": pd.Series([], dtype=str), "value": pd.Series([], dtype=float),
+                             "date": pd.Series([], dtype=str)})
+    return pd.concat(frames, ignore_index=True)
 
 
 def robust_z(value: float | None, history: np.ndarray) -> tuple[float | None, float | None, float | None]:

@@ -25,7 +25,6 @@ from crm_pipeline.settings import Settings
 from crm_pipeline.storage import fs as storage
 
 IDENTITY_MERGES_PATH = ("identity", "identity_merges")
-_CACHE: dict[tuple, pa.Table] = {}
 
 
 @dataclass(frozen=True)
@@ -50,22 +49,11 @@ class PersonRemap:
 
     @classmethod
     def load(cls, settings: Settings, day: dt.date, window_days: int) -> "PersonRemap":
-        """The changes logged after the start of the window `day - window_days + 1 .. day`, up to the newest
+        """The changes logged from the start of the window `day - window_days + 1 .. day` on, up to the newest
         materialised identity partition (later than `day` when an old day is re-run)."""
-        after = (day - dt.timedelta(days=window_days)).isoformat()
-        files = storage.partition_files(settings.warehouse_root, IDENTITY_MERGES_PATH, settings.storage_options)
-        wanted = tuple((key, info["name"]) for key, info in files.items() if key > after)
-        # sizes and modification times: a re-materialised partition is read again
-        signature = tuple(tuple(str(info.get(k)) for k in ("size", "mtime", "LastModified", "ETag"))
-                          for key, info in files.items() if key > after)
-        cache_key = (settings.warehouse_root, wanted, signature)
-        if cache_key not in _CACHE:
-            fs, _ = storage.filesystem(settings.warehouse_root, settings.storage_options)
-            tables = [storage.read_table(fs, path).select(IDENTITY_MERGES_SCHEMA.names).cast(IDENTITY_MERGES_SCHEMA)
-                      for _, path in wanted]
-            if len(_CACHE) >= 8:  # KPIs of one day read the same few files: keep only the latest few
-                _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[cache_key] = pa.concat_tables(tables) if tables else IDENTITY_MERGES_SCHEMA.empty_table()
-        table = _CACHE[cache_key]
-        return cls(table.to_pandas(), newest_identity_day=max(files) if files else None)
-
+        first = (day - dt.timedelta(days=window_days - 1)).isoformat()
+        tables = storage.read_partitions(settings.warehouse_root, IDENTITY_MERGES_PATH, settings.storage_options,
+                                         first=first)
+        changes = [t.select(IDENTITY_MERGES_SCHEMA.names).cast(IDENTITY_MERGES_SCHEMA) for t in tables.values()]
+        table = pa.concat_tables(changes) if changes else IDENTITY_MERGES_SCHEMA.empty_table()
+        return cls(table.to_pandas(), newest_identity_day=max(tables) if tables else None)

@@ -76,3 +76,37 @@ def partition_files(root: str, key_path: Sequence[str], storage_options: Mapping
         return {}
     found = fs.glob(f"{base}/date=*/part.parquet", detail=True)
     return dict(sorted((name.rsplit("/", 2)[-2].removeprefix("date="), info) for name, info in found.items()))
+
+
+def file_signature(info: Mapping[str, Any]) -> str:
+    """`size|modification time[|etag]` of a listed file (mtime locally, LastModified on S3, with its ETag
+    where the store gives one, since S3 times have one-second resolution): it changes when the file does."""
+    stamp = info.get("mtime") or info.get("LastModified")
+    etag = info.get("ETag")
+    return f"{info.get('size')}|{stamp}" + (f"|{etag}" if etag else "")
+
+
+_PARTITION_CACHE: dict[tuple, pa.Table] = {}
+_PARTITION_CACHE_ENTRIES = 128  # the trailing windows steps read directly are at most a few dozen small files
+
+
+def read_partitions(root: str, key_path: Sequence[str], storage_options: Mapping[str, Any] | None = None, *,
+                    first: str | None = None, last: str | None = None, columns: Sequence[str] | None = None
+                    ) -> dict[str, pa.Table]:
+    """{partition key: table} of an asset's materialised partitions with first <= key <= last, read straight
+    from storage (for small logs a step reads without a partition mapping). One listing per call; each file is
+    read once per process while its signature is unchanged, so the assets of one day share the reads."""
+    fs, _ = filesystem(root, storage_options)
+    out: dict[str, pa.Table] = {}
+    for key, info in partition_files(root, key_path, storage_options).items():
+        if (first is not None and key < first) or (last is not None and key > last):
+            continue
+        cache_key = (root, info["name"], file_signature(info), tuple(columns or ()))
+        table = _PARTITION_CACHE.get(cache_key)
+        if table is None:
+            table = read_table(fs, info["name"], columns)
+            if len(_PARTITION_CACHE) >= _PARTITION_CACHE_ENTRIES:
+                _PARTITION_CACHE.pop(next(iter(_PARTITION_CACHE)))
+            _PARTITION_CACHE[cache_key] = table
+        out[key] = table
+    return out
