@@ -18,6 +18,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow.dataset as pads
 
+from crm_pipeline.metadata import latest_metadata
 from crm_pipeline.settings import Settings
 from crm_pipeline.storage.fs import filesystem, join
 
@@ -274,12 +275,10 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 def print_identity_summary(day: dt.date) -> None:
     """Persons, merges, splits and quality (when a ground truth is configured) of the day's identity map."""
-    records = _ensure_instance().fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["identity", "identity_map"]), asset_partitions=[day.isoformat()]),
-        limit=1).records
-    if not records:
+    md = latest_metadata(_ensure_instance(), dg.AssetKey(["identity", "identity_map"]),
+                         [day.isoformat()]).get(day.isoformat())
+    if md is None:
         return
-    md = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
     print(f"\nIdentity on {day}: {md.get('count_identifiers')} identifiers -> {md.get('persons')} persons "
           f"({md.get('count_merges')} merges, {md.get('count_splits')} splits today, "
           f"{md.get('count_refused_identifiers')} identifiers refused)")
@@ -293,12 +292,10 @@ def print_identity_summary(day: dt.date) -> None:
 
 def print_health_summary(day: dt.date, instance: dg.DagsterInstance | None = None) -> None:
     """The day's check outcomes (and the failed checks), from the pipeline_health materialisation."""
-    records = (instance or _ensure_instance()).fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["pipeline_health"]), asset_partitions=[day.isoformat()]),
-        limit=1).records
-    if not records:
+    md = latest_metadata(instance or _ensure_instance(), dg.AssetKey(["pipeline_health"]),
+                         [day.isoformat()]).get(day.isoformat())
+    if md is None:
         return
-    md = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
     print(f"\nHealth on {day}: checks {md.get('checks_passed')} passed, {md.get('checks_warned')} warned, "
           f"{md.get('checks_failed')} failed, {md.get('checks_not_evaluated')} not evaluated"
           + (f"; failed: {', '.join(md['failed_checks'])}" if md.get("failed_checks") else "")

@@ -25,7 +25,7 @@ from crm_pipeline.ingestion.assets import extraction_key
 from crm_pipeline.ingestion.contract import LANDING_SOURCES
 from crm_pipeline.ingestion.crm import CRM_TABLES
 from crm_pipeline.kpis.anomaly import robust_z, trailing_headlines
-from crm_pipeline.metadata import column_schema, partition_day
+from crm_pipeline.metadata import column_schema, latest_metadata, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 from crm_pipeline.settings import Settings
 
@@ -109,11 +109,9 @@ def check_outcomes(instance: dg.DagsterInstance, check_keys: list[dg.AssetCheckK
 def _ingestion_counts(instance: dg.DagsterInstance, partition: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for source, key in ingestion_keys().items():
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
-        if records:
-            metadata = records[0].asset_materialization.metadata
-            out[source] = {m: float(metadata[m].value) for m in INGESTION_MEASURES if m in metadata}
+        metadata = latest_metadata(instance, key, [partition]).get(partition)
+        if metadata is not None:
+            out[source] = {m: float(metadata[m]) for m in INGESTION_MEASURES if m in metadata}
     return out
 
 

@@ -1,6 +1,8 @@
 """Helpers that turn Arrow schemas and frames into what Dagster shows and what the IO manager writes."""
 
 import datetime as dt
+from collections.abc import Iterable
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -23,3 +25,15 @@ def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 def partition_day(context: dg.AssetExecutionContext) -> dt.date:
     """The day a daily-partitioned run materialises."""
     return dt.date.fromisoformat(context.partition_key)
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, partitions: Iterable[str]
+                    ) -> dict[str, dict[str, Any]]:
+    """{partition: the metadata values of its latest materialisation}, for the partitions that have one."""
+    out: dict[str, dict[str, Any]] = {}
+    for partition in partitions:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+        if records and records[0].asset_materialization is not None:
+            out[partition] = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+    return out

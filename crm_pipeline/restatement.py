@@ -35,6 +35,7 @@ from crm_pipeline.ingestion.late import crm_rows_per_day, late_landing_files, re
 from crm_pipeline.kpis.assets import ALL_KPIS, SCORECARD_KEY, kpi_key
 from crm_pipeline.kpis.audiences import MEMBERSHIP_KEY
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH
+from crm_pipeline.metadata import latest_metadata
 from crm_pipeline.settings import Settings
 from crm_pipeline.storage import fs as storage
 
@@ -61,19 +62,6 @@ def _days(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, days: list[dt.date]) -> dict[str, dict]:
-    """{partition: metadata of its latest materialisation} for the given days."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[d.isoformat() for d in days]),
-        limit=len(days) * 20).records
-    out: dict[str, dict] = {}
-    for record in records:  # newest first
-        materialisation = record.asset_materialization
-        if materialisation is not None and materialisation.partition not in out:
-            out[materialisation.partition] = {k: v.value for k, v in materialisation.metadata.items()}
-    return out
-
-
 def find_late_days(settings: Settings, instance: dg.DagsterInstance, days: list[dt.date], now: pd.Timestamp,
                    cursor: dict) -> tuple[dict[str, list[str]], dict]:
     """{day: reasons} of the days whose inputs changed after they were materialised, and the updated
@@ -83,7 +71,7 @@ def find_late_days(settings: Settings, instance: dg.DagsterInstance, days: list[
     requested_crm = dict(cursor.get("crm", {}))
     settled = now - pd.Timedelta(minutes=settings.late_data_settle_minutes)
     for source in LANDING_SOURCES:
-        recorded = _latest_metadata(instance, dg.AssetKey(["ingest", source]), days)
+        recorded = latest_metadata(instance, dg.AssetKey(["ingest", source]), [d.isoformat() for d in days])
         for day_iso, metadata in recorded.items():
             if "landing_files" not in metadata:
                 continue
@@ -97,7 +85,7 @@ def find_late_days(settings: Settings, instance: dg.DagsterInstance, days: list[
             requested_landing[f"{source}/{day_iso}"] = token
             late.setdefault(day_iso, []).append(f"{source}: {len(files)} late file(s)")
     for table in CRM_TABLES:
-        recorded = _latest_metadata(instance, extraction_key(table), days)
+        recorded = latest_metadata(instance, extraction_key(table), [d.isoformat() for d in days])
         if not recorded:
             continue
         now_counts = crm_rows_per_day(table, min(days), max(days), settings)
