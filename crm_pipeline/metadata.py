@@ -22,6 +22,18 @@ def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False).replace_schema_metadata(None)
 
 
+def string_array(values: pd.Series) -> pa.Array:
+    """A text column as one Arrow string array (zero-copy for Arrow-backed pandas strings), for Arrow's hash
+    lookups (`is_in`, `index_in`), which are several times faster than pandas' on strings."""
+    try:
+        array = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not text (numbers, mixed): as pandas' string dtype
+        array = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array if array.type == pa.string() else array.cast(pa.string())
+
+
 def partition_day(context: dg.AssetExecutionContext) -> dt.date:
     """The day a daily-partitioned run materialises."""
     return dt.date.fromisoformat(context.partition_key)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crm_pipeline.attribution.models import MarkovModel, ShapleyModel, apply_path_transform
+from crm_pipeline.metadata import string_array
 
 TRAINING_DAYS = 90
 SEPARATOR = " > "
@@ -83,14 +84,6 @@ def update_person_day_paths(previous: pd.DataFrame | None, touches: pd.DataFrame
     return out.sort_values(["touch_date", "person_id"], ignore_index=True)[list(PERSON_DAY_PATHS_SCHEMA.names)]
 
 
-def _strings(values: pd.Series) -> pa.Array:
-    """A text column as an Arrow string array (zero-copy for Arrow-backed pandas strings)."""
-    array = pa.array(values, from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array if array.type == pa.string() else array.cast(pa.string())
-
-
 def training_paths(converting: pd.DataFrame, person_days: pd.DataFrame, transform: str = "none"
                    ) -> tuple[pd.DataFrame, pd.Series]:
     """(paths: journey_id, step, channel; converted by journey_id) for the models, after the path transform.
@@ -100,17 +93,17 @@ def training_paths(converting: pd.DataFrame, person_days: pd.DataFrame, transfor
     and flattened in Arrow; `journey_id` and `channel` are categoricals, so a full medium window (6M person-day
     paths, 15M tokens) never becomes one Python string per token.
     """
-    buyers = _strings(converting["person_id"].dropna())
-    days = pa.table({"person_id": _strings(person_days["person_id"]),
+    buyers = string_array(converting["person_id"].dropna())
+    days = pa.table({"person_id": string_array(person_days["person_id"]),
                      "touch_date": pa.array(pd.to_datetime(person_days["touch_date"]).to_numpy(), pa.timestamp("s")),
-                     "channel_path": _strings(person_days["channel_path"])})
+                     "channel_path": string_array(person_days["channel_path"])})
     quiet = days.filter(pc.invert(pc.is_in(days["person_id"], value_set=buyers)))
     quiet = quiet.sort_by([("person_id", "ascending"), ("touch_date", "ascending")])
     journey = pa.concat_arrays([
-        pc.binary_join_element_wise("o:", _strings(converting["order_id"].astype("string")), ""),
+        pc.binary_join_element_wise("o:", string_array(converting["order_id"].astype("string")), ""),
         pc.binary_join_element_wise("p:", quiet["person_id"].combine_chunks(), ""),
     ])
-    path = pa.concat_arrays([_strings(converting["channel_path"].astype("string")),
+    path = pa.concat_arrays([string_array(converting["channel_path"].astype("string")),
                              quiet["channel_path"].combine_chunks()])
     lists = pc.split_pattern(path, SEPARATOR)
     parent = pc.list_parent_indices(lists).to_numpy()

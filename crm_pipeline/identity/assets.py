@@ -31,7 +31,7 @@ from crm_pipeline.identity.matching import MATCH_SCHEMA, MatchingConfig, match_p
 from crm_pipeline.identity.quality import identity_quality
 from crm_pipeline.ingestion.assets import PREVIOUS_DAY, PROFILES_KEY
 from crm_pipeline.ingestion.normalise import normalise_phone
-from crm_pipeline.metadata import arrow_table, column_schema, partition_day
+from crm_pipeline.metadata import arrow_table, column_schema, partition_day, string_array
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 from crm_pipeline.settings import Settings
 
@@ -138,10 +138,10 @@ def fuzzy_matches_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
 def merges_consistent_with_map(merges: pd.DataFrame, identity_map: pd.DataFrame) -> dg.AssetCheckResult:
     """The merge log agrees with the map: an absorbed id is gone; a survivor and both parts of a split exist,
     or (a person split and then absorbed on the same day) live on in the survivor they were merged into."""
-    persons = pa.array(identity_map["person_id"].to_numpy(dtype=object), type=pa.string())
+    persons = string_array(identity_map["person_id"])
 
     def known(ids: pd.Series) -> np.ndarray:  # Arrow's is_in: ~10x faster than pandas' isin on strings here
-        return pc.is_in(pa.array(ids.to_numpy(dtype=object), type=pa.string()), value_set=persons).to_numpy(
+        return pc.is_in(string_array(ids), value_set=persons).to_numpy(
             zero_copy_only=False)
 
     is_merge = (merges["kind"] == "merge").to_numpy()

@@ -60,6 +60,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from crm_pipeline.ingestion.normalise import normalise_email, normalise_phone, pseudonymise
+from crm_pipeline.metadata import string_array
 from crm_pipeline.settings import DEVELOPMENT_PII_KEY
 
 if TYPE_CHECKING:
@@ -1021,14 +1022,6 @@ def resolve_person_ids(person_ids: pd.Series, merges: pd.DataFrame) -> pd.Series
     return looked_up.where(looked_up.notna(), person_ids.astype("string"))
 
 
-def _arrow_strings(values: pd.Series) -> pa.Array:
-    """A string column as an Arrow array, without a round trip through Python objects where possible."""
-    try:
-        return pa.array(values, type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
-
-
 def attach_person_id(frame: pd.DataFrame, identity_map: pd.DataFrame) -> pd.Series:
     """The person of every row of `frame` (events, orders, CRM rows), vectorised; this is how downstream
     stages attach persons.
@@ -1045,8 +1038,8 @@ def attach_person_id(frame: pd.DataFrame, identity_map: pd.DataFrame) -> pd.Seri
     n = len(frame)
     chosen = np.full(n, -1, dtype=np.int64)  # row of identity_map that names the person
     spare = np.full(n, -1, dtype=np.int64)  # a refused identifier's row, when nothing else names one
-    types = _arrow_strings(identity_map["identifier_type"])
-    identifiers = _arrow_strings(identity_map["identifier"])
+    types = string_array(identity_map["identifier_type"])
+    identifiers = string_array(identity_map["identifier"])
     refused_all = (identity_map["is_refused"].to_numpy(dtype=bool) if "is_refused" in identity_map.columns
                    else np.zeros(len(identity_map), dtype=bool))
     for name in IDENTIFIER_PRIORITY:
@@ -1056,7 +1049,7 @@ def attach_person_id(frame: pd.DataFrame, identity_map: pd.DataFrame) -> pd.Seri
         rows = np.flatnonzero(pc.equal(types, name).fill_null(False).to_numpy(zero_copy_only=False))
         if not len(rows):
             continue
-        position = pc.index_in(_arrow_strings(frame[column]), value_set=identifiers.take(pa.array(rows)))
+        position = pc.index_in(string_array(frame[column]), value_set=identifiers.take(pa.array(rows)))
         position = position.fill_null(-1).to_numpy(zero_copy_only=False)
         found = position >= 0
         row = np.where(found, rows[np.maximum(position, 0)], -1)
