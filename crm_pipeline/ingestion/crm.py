@@ -456,18 +456,26 @@ def _on_day(chunk: pd.DataFrame, spec: _TableSpec, window: _DayWindow, *, first_
     return taken | ((updated >= window.start) & (updated < window.end))
 
 
+def _table_columns(conn: sa.Connection, table: str) -> tuple[str, dict[str, str]] | None:
+    """(the table's name as the database spells it, {lower-case column: column as spelled}); None when the
+    database has no such table (names compare case-insensitively)."""
+    inspector = sa.inspect(conn)
+    names = {t.lower(): t for t in inspector.get_table_names()}
+    if table not in names:
+        return None
+    return names[table], {c["name"].lower(): c["name"] for c in inspector.get_columns(names[table])}
+
+
 def _read_rows(table: str, window: _DayWindow, settings: Settings, *, first_load: bool) -> pd.DataFrame | None:
     """The table's rows for day D as delivered by the driver (object columns); None when the table is missing."""
     spec = _SPECS[table]
     engine = sa.create_engine(settings.database_url)
     try:
         with engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            names = {t.lower(): t for t in inspector.get_table_names()}
-            if table not in names:
+            found = _table_columns(conn, table)
+            if found is None:
                 return None
-            table_name = names[table]
-            present = {c["name"].lower(): c["name"] for c in inspector.get_columns(table_name)}
+            table_name, present = found
             for needed in (spec.primary_key, spec.created_column):
                 if needed not in present:
                     raise ValueError(f"CRM table {table_name!r} has no column {needed!r} (sources.md section 2)")

@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_pipeline.ingestion.contract import CONTRACTS
-from crm_pipeline.ingestion.crm import _SPECS, _day_window, _DayWindow, _select_statement
+from crm_pipeline.ingestion.crm import _SPECS, _day_window, _DayWindow, _select_statement, _table_columns
 from crm_pipeline.ingestion.landing import _assign
 from crm_pipeline.ingestion.normalise import local_day, parse_utc
 from crm_pipeline.ingestion.readers import day_folder, list_landing_files, read_landing_file
@@ -98,13 +98,12 @@ def crm_rows_per_day(table: str, first: dt.date, last: dt.date, settings: Settin
     engine = sa.create_engine(settings.database_url)
     try:
         with engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            names = {t.lower(): t for t in inspector.get_table_names()}
-            if table not in names:
+            found = _table_columns(conn, table)
+            if found is None:
                 return {}
-            present = {c["name"].lower(): c["name"] for c in inspector.get_columns(names[table])}
+            table_name, present = found
             wanted = [c for c in dict.fromkeys([spec.primary_key, spec.created_column, "updated_at"]) if c in present]
-            statement, params = _select_statement(spec, names[table], {c: present[c] for c in wanted},
+            statement, params = _select_statement(spec, table_name, {c: present[c] for c in wanted},
                                                   conn.dialect.identifier_preparer, window, first_load=False)
             rows = pd.DataFrame(conn.execute(statement, params).fetchall(), columns=wanted, dtype=object)
     finally:
