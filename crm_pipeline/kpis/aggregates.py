@@ -15,6 +15,7 @@ from crm_pipeline.identity.graph import (
     attach_person_id,
     resolve_person_ids,
 )
+from crm_pipeline.ingestion.assets import PREVIOUS_DAY
 from crm_pipeline.metadata import column_schema
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
@@ -250,7 +251,7 @@ def first_orders_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
                  "columns": list(PERSON_LOOKUP_COLUMNS)}),
              "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"])),
              "previous": dg.AssetIn(key=FIRST_ORDERS_KEY,
-                                    partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
+                                    partition_mapping=PREVIOUS_DAY)},
         metadata={"dagster/column_schema": column_schema(FIRST_ORDERS_SCHEMA), "primary_key": ["person_id"]},
         check_specs=[
             checks.schema_spec(FIRST_ORDERS_KEY, partitions),

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from crm_pipeline import checks
 from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS, attach_person_id
+from crm_pipeline.ingestion.assets import PREVIOUS_DAY
 from crm_pipeline.kpis.aggregates import CATEGORY_VIEWS_KEY
 from crm_pipeline.kpis.count import asset_members, end_of_day, later, start_of_day
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count
@@ -138,7 +139,7 @@ def membership_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
              "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
                  "columns": list(PERSON_LOOKUP_COLUMNS)}),
              "previous": dg.AssetIn(key=MEMBERSHIP_KEY,
-                                    partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
+                                    partition_mapping=PREVIOUS_DAY)},
         deps=[dg.AssetDep(dg.AssetKey(list(IDENTITY_MERGES_PATH)))],
         metadata={"dagster/column_schema": column_schema(MEMBERSHIP_SCHEMA), "primary_key": MEMBERSHIP_PK},
         check_specs=[

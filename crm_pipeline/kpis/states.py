@@ -21,6 +21,7 @@ from crm_pipeline.identity.graph import (
     attach_person_id,
     resolve_person_ids,
 )
+from crm_pipeline.ingestion.assets import PREVIOUS_DAY
 from crm_pipeline.metadata import column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
@@ -106,7 +107,7 @@ def person_signals_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
                  "columns": list(PERSON_LOOKUP_COLUMNS)}),
              "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"])),
              "previous": dg.AssetIn(key=PERSON_SIGNALS_KEY,
-                                    partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
+                                    partition_mapping=PREVIOUS_DAY)},
         metadata={"dagster/column_schema": column_schema(PERSON_SIGNALS_SCHEMA), "primary_key": PERSON_SIGNALS_PK},
         check_specs=[
             checks.schema_spec(PERSON_SIGNALS_KEY, partitions),
@@ -219,7 +220,7 @@ def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
                  "columns": list(PERSON_LOOKUP_COLUMNS)}),
              "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"])),
              "previous": dg.AssetIn(key=ORDER_BOOK_KEY,
-                                    partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))},
+                                    partition_mapping=PREVIOUS_DAY)},
         metadata={"dagster/column_schema": column_schema(ORDER_BOOK_SCHEMA), "primary_key": ["order_id"]},
         check_specs=[
             checks.schema_spec(ORDER_BOOK_KEY, partitions),
