@@ -4,6 +4,8 @@
 visits (session_start events). Thirty of these tiny files replace 30 days of events for the visit KPIs.
 """
 
+from collections.abc import Callable, Sequence
+
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
@@ -63,6 +65,35 @@ def visits_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
     return visits
 
 
+def _events_by_person_asset(partitions: dg.DailyPartitionsDefinition, *, key: dg.AssetKey, schema: pa.Schema,
+                            pk: list[str], description: str, event_columns: list[str],
+                            compute: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame],
+                            summary: Callable[[pd.DataFrame], dict[str, int]],
+                            nullable: Sequence[str] = ()) -> dg.AssetsDefinition:
+    """A daily aggregate of the day's events with persons attached by the identity map of D: the same inputs,
+    checks (primary key, schema) and output handling for each."""
+
+    @dg.asset(
+        key=key, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"}, description=description,
+        ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]),
+                                  metadata={"columns": [*event_columns, *IDENTIFIER_COLUMN_NAMES]}),
+             "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
+                 "columns": list(PERSON_LOOKUP_COLUMNS)})},
+        metadata={"dagster/column_schema": column_schema(schema), "primary_key": pk},
+        check_specs=[
+            checks.schema_spec(key, partitions),
+            dg.AssetCheckSpec(checks.primary_key_check_name(pk), asset=key, blocking=True,
+                              partitions_def=partitions)],
+    )
+    def aggregate(events: pd.DataFrame, identity_map: pd.DataFrame):
+        frame = compute(events, identity_map)
+        yield from checks.written(key, frame, schema, metadata=summary(frame))
+        yield checks.primary_key_is_unique(key, frame, pk, nullable=nullable)
+
+    return aggregate
+
+
 ENGAGEMENT_EVENT_TYPES = (
     "app_open", "browser_app_click", "email_open", "email_click", "sms_click", "push_open", "social_interaction",
     "social_follow", "session_start", "category_view", "cart_add", "login", "ad_click",
@@ -86,31 +117,14 @@ def daily_person_engagement(events: pd.DataFrame, identity_map: pd.DataFrame) ->
 
 
 def person_engagement_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=PERSON_ENGAGEMENT_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
-        kinds={"python", "pandas", "parquet"},
+    return _events_by_person_asset(
+        partitions, key=PERSON_ENGAGEMENT_KEY, schema=PERSON_ENGAGEMENT_SCHEMA, pk=PERSON_ENGAGEMENT_PK,
         description="One row per person and channel with engagement events on day D (app_open, browser_app_click, "
                     "email_open, email_click, sms_click, push_open, social_interaction, social_follow, "
                     "session_start, category_view, cart_add, login, ad_click), persons as of D.",
-        ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]),
-                                  metadata={"columns": ["event_type", "channel", *IDENTIFIER_COLUMN_NAMES]}),
-             "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
-                 "columns": list(PERSON_LOOKUP_COLUMNS)})},
-        metadata={"dagster/column_schema": column_schema(PERSON_ENGAGEMENT_SCHEMA),
-                  "primary_key": PERSON_ENGAGEMENT_PK},
-        check_specs=[
-            checks.schema_spec(PERSON_ENGAGEMENT_KEY, partitions),
-            dg.AssetCheckSpec("person_id_channel_is_unique", asset=PERSON_ENGAGEMENT_KEY, blocking=True,
-                              partitions_def=partitions)],
-    )
-    def person_engagement(events: pd.DataFrame, identity_map: pd.DataFrame):
-        frame = daily_person_engagement(events, identity_map)
-        yield from checks.written(PERSON_ENGAGEMENT_KEY, frame, PERSON_ENGAGEMENT_SCHEMA, metadata={
-            "persons": int(frame["person_id"].nunique()), "engagements": int(frame["count_engagements"].sum())})
-        yield checks.primary_key_is_unique(PERSON_ENGAGEMENT_KEY, frame, PERSON_ENGAGEMENT_PK)
-
-    return person_engagement
-
+        event_columns=["event_type", "channel"], compute=daily_person_engagement,
+        summary=lambda frame: {"persons": int(frame["person_id"].nunique()),
+                               "engagements": int(frame["count_engagements"].sum())})
 
 CATEGORY_VIEWS_KEY = dg.AssetKey(["aggregates", "category_views"])
 CATEGORY_VIEWS_PK = ["person_id", "category"]
@@ -131,29 +145,13 @@ def daily_category_views(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd
 
 
 def category_views_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=CATEGORY_VIEWS_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
-        kinds={"python", "pandas", "parquet"},
+    return _events_by_person_asset(
+        partitions, key=CATEGORY_VIEWS_KEY, schema=CATEGORY_VIEWS_SCHEMA, pk=CATEGORY_VIEWS_PK,
         description="One row per person and category with category_view events on day D (views without a "
                     "category are left out), persons as of D: the compact input of the category audiences.",
-        ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]),
-                                  metadata={"columns": ["event_type", "category", *IDENTIFIER_COLUMN_NAMES]}),
-             "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
-                 "columns": list(PERSON_LOOKUP_COLUMNS)})},
-        metadata={"dagster/column_schema": column_schema(CATEGORY_VIEWS_SCHEMA), "primary_key": CATEGORY_VIEWS_PK},
-        check_specs=[
-            checks.schema_spec(CATEGORY_VIEWS_KEY, partitions),
-            dg.AssetCheckSpec(checks.primary_key_check_name(CATEGORY_VIEWS_PK), asset=CATEGORY_VIEWS_KEY,
-                              blocking=True, partitions_def=partitions)],
-    )
-    def category_views(events: pd.DataFrame, identity_map: pd.DataFrame):
-        frame = daily_category_views(events, identity_map)
-        yield from checks.written(CATEGORY_VIEWS_KEY, frame, CATEGORY_VIEWS_SCHEMA, metadata={
-            "persons": int(frame["person_id"].nunique()), "views": int(frame["count_views"].sum())})
-        yield checks.primary_key_is_unique(CATEGORY_VIEWS_KEY, frame, CATEGORY_VIEWS_PK)
-
-    return category_views
-
+        event_columns=["event_type", "category"], compute=daily_category_views,
+        summary=lambda frame: {"persons": int(frame["person_id"].nunique()),
+                               "views": int(frame["count_views"].sum())})
 
 PAIR_EVENT_TYPES = ("email_open", "email_click", "push_open", "sms_click")
 COUNTED_EVENT_TYPES = ("email_delivered", "push_send", "sms_send", "social_interaction", "session_start")
@@ -187,30 +185,13 @@ def daily_messaging(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.Data
 
 
 def messaging_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=MESSAGING_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
-        kinds={"python", "pandas", "parquet"},
+    return _events_by_person_asset(
+        partitions, key=MESSAGING_KEY, schema=MESSAGING_SCHEMA, pk=MESSAGING_PK,
         description="One row per event type x interaction kind x person x campaign of day D: email/push opens, email "
                     "clicks and sms clicks per (person, campaign); deliveries, sends, social interactions and visits "
                     "per event type (person and campaign null). The compact input of engagement_rates.",
-        ins={"events": dg.AssetIn(key=dg.AssetKey(["ingest", "events"]), metadata={
-                 "columns": ["event_type", "campaign_id", "interaction_kind", *IDENTIFIER_COLUMN_NAMES]}),
-             "identity_map": dg.AssetIn(key=dg.AssetKey(["identity", "identity_map"]), metadata={
-                 "columns": list(PERSON_LOOKUP_COLUMNS)})},
-        metadata={"dagster/column_schema": column_schema(MESSAGING_SCHEMA), "primary_key": MESSAGING_PK},
-        check_specs=[
-            checks.schema_spec(MESSAGING_KEY, partitions),
-            dg.AssetCheckSpec("primary_key_is_unique", asset=MESSAGING_KEY, blocking=True,
-                              partitions_def=partitions)],
-    )
-    def messaging(events: pd.DataFrame, identity_map: pd.DataFrame):
-        frame = daily_messaging(events, identity_map)
-        yield from checks.written(MESSAGING_KEY, frame, MESSAGING_SCHEMA, metadata={"rows": len(frame)})
-        yield checks.primary_key_is_unique(MESSAGING_KEY, frame, MESSAGING_PK,
-                                           nullable=["interaction_kind", "person_id", "campaign_id"])
-
-    return messaging
-
+        event_columns=["event_type", "campaign_id", "interaction_kind"], compute=daily_messaging,
+        summary=lambda frame: {"rows": len(frame)}, nullable=["interaction_kind", "person_id", "campaign_id"])
 
 FIRST_ORDERS_KEY = dg.AssetKey(["aggregates", "first_orders"])
 FIRST_ORDERS_SCHEMA = pa.schema([
