@@ -1,12 +1,16 @@
 """Shared fixtures for the whole test suite."""
 
+import datetime as dt
 import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from crm_pipeline.settings import Settings
 
 S3_BUCKET = "crm-test-bucket"
 
@@ -69,3 +73,30 @@ def s3_server() -> Iterator[S3Server]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def tiny_world(root: Path, start: dt.date, days: int, seed: int) -> Settings:
+    """Generate a tiny world (landing files, SQLite CRM, truth) under `root`; the settings that read it, with
+    the warehouse beside it."""
+    from crm_pipeline.generator import generate_world
+
+    generate_world(str(root / "landing"), f"sqlite:///{root / 'crm.sqlite'}", str(root / "truth"),
+                   scale="tiny", start=start, days=days, seed=seed)
+    return Settings(landing_root=str(root / "landing"), warehouse_root=str(root / "warehouse"),
+                    database_url=f"sqlite:///{root / 'crm.sqlite'}", start_date=start)
+
+
+def write_identity_changes(settings: Settings, day: dt.date, rows: list[tuple[str, str, str]]) -> None:
+    """Write identity_merges partition `day` with (kind, kept_person_id, other_person_id) rows, as the
+    identity step would (any storage the settings name)."""
+    import pyarrow as pa
+
+    from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
+    from crm_pipeline.storage import fs as storage
+
+    table = pa.Table.from_pydict({
+        "change_date": [day] * len(rows), "kind": [r[0] for r in rows], "kept_person_id": [r[1] for r in rows],
+        "other_person_id": [r[2] for r in rows], "reason": ["test"] * len(rows)}, schema=IDENTITY_MERGES_SCHEMA)
+    fs, path = storage.filesystem(storage.join(settings.warehouse_root, "identity", "identity_merges",
+                                               f"date={day.isoformat()}", "part.parquet"), settings.storage_options)
+    storage.write_table_atomic(fs, path, table)

@@ -1,4 +1,4 @@
-"""A failing blocking check stops its asset's consumers in a real run; a warning does not."""
+"""A failing blocking check stops its asset's consumers in a real run, and the fixed run goes through."""
 
 import datetime as dt
 
@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 
 from crm_pipeline.cli import run_range
-from crm_pipeline.generator import generate_world
 from crm_pipeline.kpis import aggregates
-from crm_pipeline.settings import Settings
+from crm_pipeline_tests.conftest import tiny_world
 
 DAY = dt.date(2026, 10, 1)
 VISITS_AND_CONSUMERS = 'key:"aggregates/visits" or key:"kpi/asset_engagement_ratio" or key:"kpi/owned_paid_ratio"'
@@ -18,10 +17,7 @@ VISITS_AND_CONSUMERS = 'key:"aggregates/visits" or key:"kpi/asset_engagement_rat
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("blocking")
-    generate_world(str(root / "landing"), f"sqlite:///{root / 'crm.sqlite'}", str(root / "truth"),
-                   scale="tiny", start=DAY, days=2, seed=3)
-    settings = Settings(landing_root=str(root / "landing"), warehouse_root=str(root / "warehouse"),
-                        database_url=f"sqlite:///{root / 'crm.sqlite'}", start_date=DAY)
+    settings = tiny_world(root, DAY, days=2, seed=3)
     with dg.instance_for_test() as instance:
         run_range(settings, DAY, DAY, select="group:ingestion", instance=instance, echo=lambda *_: None)
         yield settings, root / "warehouse", instance

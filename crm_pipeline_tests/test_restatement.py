@@ -10,16 +10,12 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from crm_pipeline.cli import run_range
 from crm_pipeline.definitions import build_definitions
-from crm_pipeline.generator import generate_world
-from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
 from crm_pipeline.restatement import evaluate, person_counting_keys
-from crm_pipeline.settings import Settings
-from crm_pipeline.storage import fs as storage
+from crm_pipeline_tests.conftest import tiny_world, write_identity_changes
 
 START = dt.date(2026, 10, 1)
 DAYS = [START + dt.timedelta(days=i) for i in range(3)]
@@ -29,10 +25,7 @@ HEADER = '"event_id","occurred_at","event_type","channel","device_type","custome
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory):
     root = tmp_path_factory.mktemp("late")
-    generate_world(str(root / "landing"), f"sqlite:///{root / 'crm.sqlite'}", str(root / "truth"),
-                   scale="tiny", start=START, days=4, seed=5)
-    settings = Settings(landing_root=str(root / "landing"), warehouse_root=str(root / "warehouse"),
-                        database_url=f"sqlite:///{root / 'crm.sqlite'}", start_date=START)
+    settings = tiny_world(root, START, days=4, seed=5)
     with dg.instance_for_test() as instance:
         run_range(settings, DAYS[0], DAYS[-1], select="group:ingestion", instance=instance, echo=lambda *_: None)
         yield settings, root, instance
@@ -111,12 +104,7 @@ def test_an_identity_change_restates_the_person_counting_assets_of_earlier_days(
     _, cursor = evaluate(settings, instance, graph, None, later)
     _, cursor = evaluate(settings, instance, graph, cursor, later)
     assert "identity" in json.loads(cursor)
-    table = pa.Table.from_pydict({"change_date": [DAYS[2]], "kind": ["merge"], "kept_person_id": ["p_a"],
-                                  "other_person_id": ["p_b"], "reason": ["joined by test"]},
-                                 schema=IDENTITY_MERGES_SCHEMA)
-    fs, _ = storage.filesystem(settings.warehouse_root)
-    storage.write_table_atomic(fs, f"{settings.warehouse_root}/identity/identity_merges/date={DAYS[2]}/part.parquet",
-                               table)
+    write_identity_changes(settings, DAYS[2], [("merge", "p_a", "p_b")])
     request, cursor = evaluate(settings, instance, graph, cursor, later)
     parts = requested(request)
     counting = {k.to_user_string() for k in person_counting_keys()}
@@ -137,12 +125,7 @@ def test_a_restatement_request_is_a_backfill_the_daemon_accepts(ingested):
     now = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=3)
     _, cursor = evaluate(settings, instance, graph, None, now)
     write_events(root, DAYS[1], "events_daemon.csv", [f"{DAYS[1]}T15:00:00Z"], age_minutes=30)
-    table = pa.Table.from_pydict({"change_date": [DAYS[1]], "kind": ["split"], "kept_person_id": ["p_c"],
-                                  "other_person_id": ["p_d"], "reason": ["evidence withdrawn: test"]},
-                                 schema=IDENTITY_MERGES_SCHEMA)
-    fs, _ = storage.filesystem(settings.warehouse_root)
-    storage.write_table_atomic(fs, f"{settings.warehouse_root}/identity/identity_merges/date={DAYS[1]}/part.parquet",
-                               table)
+    write_identity_changes(settings, DAYS[1], [("split", "p_c", "p_d")])
     request, _ = evaluate(settings, instance, graph, cursor, now)
     subset = request.asset_graph_subset
     for key in subset.asset_keys:  # whole steps only

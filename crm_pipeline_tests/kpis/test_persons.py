@@ -5,33 +5,21 @@ import datetime as dt
 import uuid
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
-from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
+from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.settings import Settings
-from crm_pipeline.storage import fs as storage
-from crm_pipeline_tests.conftest import S3_BUCKET
+from crm_pipeline_tests.conftest import S3_BUCKET, write_identity_changes
 
 D = dt.date(2026, 10, 31)
 
 
-def write_changes(settings: Settings, day: dt.date, rows: list[tuple[str, str, str]]) -> None:
-    table = pa.Table.from_pydict({
-        "change_date": [day] * len(rows), "kind": [r[0] for r in rows], "kept_person_id": [r[1] for r in rows],
-        "other_person_id": [r[2] for r in rows], "reason": ["test"] * len(rows)}, schema=IDENTITY_MERGES_SCHEMA)
-    f, path = storage.filesystem(storage.join(settings.warehouse_root, *IDENTITY_MERGES_PATH,
-                                              f"date={day.isoformat()}", "part.parquet"), settings.storage_options)
-    storage.write_table_atomic(f, path, table)
-
-
 def exercise(settings: Settings) -> None:
     assert PersonRemap.load(settings, D, 30).changes.empty  # nothing materialised yet
-    write_changes(settings, D - dt.timedelta(days=40), [("merge", "OLD_KEPT", "OLD_GONE")])  # before the window
-    write_changes(settings, D - dt.timedelta(days=5), [("merge", "Y", "X"), ("split", "Y", "S")])
-    write_changes(settings, D, [])
-    write_changes(settings, D + dt.timedelta(days=3), [("merge", "Z", "Y")])  # a later day, already run
+    write_identity_changes(settings, D - dt.timedelta(days=40), [("merge", "OLD_KEPT", "OLD_GONE")])  # before the window
+    write_identity_changes(settings, D - dt.timedelta(days=5), [("merge", "Y", "X"), ("split", "Y", "S")])
+    write_identity_changes(settings, D, [])
+    write_identity_changes(settings, D + dt.timedelta(days=3), [("merge", "Z", "Y")])  # a later day, already run
     remap = PersonRemap.load(settings, D, 30)
     assert remap.newest_identity_day == (D + dt.timedelta(days=3)).isoformat()
     assert remap.merges == 2  # the change of D-40 is older than any stored row of the window
@@ -39,7 +27,7 @@ def exercise(settings: Settings) -> None:
     # X -> Y -> Z (chains); a split keeps its id; ids never changed stay
     assert remap(stored).tolist() == ["Z", "Z", "Z", "S", "OLD_GONE", "Q"]
     # a re-materialised identity partition is read again, not served from the cache
-    write_changes(settings, D + dt.timedelta(days=3), [("merge", "W", "Y"), ("merge", "W", "Q")])
+    write_identity_changes(settings, D + dt.timedelta(days=3), [("merge", "W", "Y"), ("merge", "W", "Q")])
     assert PersonRemap.load(settings, D, 30)(stored).tolist() == ["W", "W", "Z", "S", "OLD_GONE", "W"]
     # a 60-day window reaches the older change too
     assert PersonRemap.load(settings, D, 60)(pd.Series(["OLD_GONE"])).tolist() == ["OLD_KEPT"]
