@@ -163,8 +163,10 @@ def refunds_in_order_currency(refunds: pd.DataFrame, book: pd.DataFrame, fx_late
 
 def update_order_book(previous: pd.DataFrame | None, orders: pd.DataFrame, refunds: pd.DataFrame,
                       fx_latest: pd.DataFrame, identity_map: pd.DataFrame, merges: pd.DataFrame, timezone: str,
-                      reporting_currency: str, oldest_day: object) -> pd.DataFrame:
-    """Yesterday's book carried through today's merges, plus today's orders, minus orders placed before
+                      reporting_currency: str, oldest_day: object) -> tuple[pd.DataFrame, pd.Series]:
+    """(the book, the amounts of today's refunds applied to it in their orders' currencies).
+
+    The book: yesterday's carried through today's merges, plus today's orders, minus orders placed before
     `oldest_day`, with today's refunds added to their orders (refunds of orders not in the book are ignored:
     older than a year or placed before CRM_START_DATE). An order without refunds is never fully refunded,
     even at a net amount of 0."""
@@ -188,9 +190,10 @@ def update_order_book(previous: pd.DataFrame | None, orders: pd.DataFrame, refun
     book = pd.concat(frames, ignore_index=True).drop_duplicates("order_id", keep="first")
     book["order_day"] = pd.to_datetime(book["order_day"]).dt.date
     book = book.loc[(book["order_day"] >= oldest_day).to_numpy()].reset_index(drop=True)
-    if len(refunds):
-        amounts = refunds_in_order_currency(refunds, book, fx_latest, reporting_currency)
-        by_order = amounts.groupby(refunds["order_id"].astype("string").to_numpy())
+    applied = refunds.loc[refunds["order_id"].astype("string").isin(book["order_id"]).to_numpy()]
+    amounts = refunds_in_order_currency(applied, book, fx_latest, reporting_currency)
+    if len(applied):
+        by_order = amounts.groupby(applied["order_id"].astype("string").to_numpy())
         book["refunded_original"] = book["refunded_original"].astype(float) + book["order_id"].map(
             by_order.sum()).fillna(0.0).to_numpy()
         book["count_refunds"] = book["count_refunds"].astype("int64") + book["order_id"].map(
@@ -198,7 +201,7 @@ def update_order_book(previous: pd.DataFrame | None, orders: pd.DataFrame, refun
     # an order is fully refunded when it has refunds and they total its net amount to the cent
     book["fully_refunded"] = (book["count_refunds"] > 0) & (
         book["refunded_original"] >= book["net_revenue_original"] - REFUND_TOLERANCE)
-    return book.sort_values("order_id", ignore_index=True)[list(ORDER_BOOK_SCHEMA.names)]
+    return book.sort_values("order_id", ignore_index=True)[list(ORDER_BOOK_SCHEMA.names)], amounts
 
 
 def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
@@ -237,14 +240,12 @@ def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         s = settings.get()
         day = partition_day(context)
         oldest = day - dt.timedelta(days=ORDER_BOOK_DAYS - 1)
-        book = update_order_book(previous, orders, refunds, fx_latest, identity_map, identity_merges,
-                                 s.timezone, s.reporting_currency, oldest)
-        applied = refunds["order_id"].astype("string").isin(book["order_id"])
-        amounts = refunds_in_order_currency(refunds.loc[applied.to_numpy()], book, fx_latest, s.reporting_currency)
+        book, amounts = update_order_book(previous, orders, refunds, fx_latest, identity_map, identity_merges,
+                                          s.timezone, s.reporting_currency, oldest)
         yield from checks.written(ORDER_BOOK_KEY, book, ORDER_BOOK_SCHEMA, metadata={
             "orders": len(book), "orders_today": int((book["order_day"] == day).sum()),
-            "fully_refunded": int(book["fully_refunded"].sum()), "refunds_applied": int(applied.sum()),
-            "refunds_outside_book": int((~applied).sum())})
+            "fully_refunded": int(book["fully_refunded"].sum()), "refunds_applied": len(amounts),
+            "refunds_outside_book": len(refunds) - len(amounts)})
         yield checks.primary_key_is_unique(ORDER_BOOK_KEY, book, ["order_id"])
         yield checks.refunds_reconcile(ORDER_BOOK_KEY, previous, book, amounts)
 

@@ -51,7 +51,7 @@ NO_MERGES = NO_CHANGES.changes
 def book_of(days: list[tuple[dt.date, pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame:
     book = None
     for day, day_orders, day_refunds in days:
-        book = update_order_book(book, day_orders, day_refunds, FX, IDENTITY, NO_MERGES, SETTINGS.timezone, "USD",
+        book, _ = update_order_book(book, day_orders, day_refunds, FX, IDENTITY, NO_MERGES, SETTINGS.timezone, "USD",
                                  day - dt.timedelta(days=364))
     return book
 
