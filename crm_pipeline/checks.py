@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_pipeline.ingestion.result import IngestResult
+from crm_pipeline.metadata import arrow_table
 
 
 def primary_key_check_name(columns: Sequence[str]) -> str:
@@ -111,8 +112,6 @@ def no_unparsable_files(asset_key: dg.AssetKey, result: IngestResult) -> dg.Asse
 
 def written(asset_key: dg.AssetKey, frame: pd.DataFrame, schema: pa.Schema, **output: object):
     """The Output of a table built with its declared schema, then its schema check (the spec: `schema_spec`)."""
-    from crm_pipeline.metadata import arrow_table
-
     table = arrow_table(frame, schema)
     yield dg.Output(table, **output)
     yield schema_is_declared(asset_key, table, schema)

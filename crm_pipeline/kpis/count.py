@@ -92,12 +92,12 @@ def asset_members(signals: pd.DataFrame, day: dt.date, timezone: str) -> dict[st
     return {asset: members.drop_duplicates() for asset, members in out.items()}
 
 
-def asset_sizes(signals: pd.DataFrame | None, customers: pd.DataFrame, identity_map: pd.DataFrame,
+def asset_sizes(signals: pd.DataFrame, customers: pd.DataFrame, identity_map: pd.DataFrame,
                 remap: PersonRemap, day: dt.date, timezone: str) -> dict[str, int]:
     """Persons in every owned asset at the end of D, persons remapped to the newest identity."""
-    members = asset_members(signals, day, timezone) if signals is not None else {}
+    members = asset_members(signals, day, timezone)
     members["registered_customers"] = registrant_persons(customers, identity_map, day, timezone)
-    return {asset: int(remap(members[asset]).nunique()) if asset in members else 0 for asset in ASSETS}
+    return {asset: int(remap(members[asset]).nunique()) for asset in ASSETS}
 
 
 def asset_counts(person_signals: pd.DataFrame, crm_customers: pd.DataFrame, identity_map: pd.DataFrame,
