@@ -136,6 +136,12 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
             for event in result.all_events:
                 if event.is_failure:
                     echo(f"    {event.message}")
+                # the reason, not only what failed: the innermost error of a step or run failure says it
+                error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
+                while error is not None and error.cause is not None:
+                    error = error.cause
+                if error is not None:
+                    echo(f"      {error.message.strip()}")
             raise SystemExit(f"run for {day} failed; earlier days are materialised, fix and re-run from {day}")
     return rows
 

@@ -12,10 +12,22 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
 # A development-only key: outputs pseudonymised with it are NOT protected. Production sets CRM_PII_KEY.
 DEVELOPMENT_PII_KEY = "crm-pipeline-DEVELOPMENT-ONLY-pii-key-do-not-use-in-production"
 
 DEFAULT_START_DATE = dt.date(2026, 10, 1)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by `***`, for messages and printouts (SQLAlchemy's own masking).
+
+    An unparsable URL is not echoed at all: where its password starts cannot be known."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparsable database URL>"
 
 
 def _split_list(value: str) -> tuple[str, ...]:
