@@ -110,6 +110,45 @@ def no_unparsable_files(asset_key: dg.AssetKey, result: IngestResult) -> dg.Asse
     )
 
 
+def landing_root_exists(asset_key: dg.AssetKey, landing_root: str, exists: bool) -> dg.AssetCheckResult:
+    """Fails when the landing root holds nothing at all (a missing folder, an S3 prefix without objects): with a
+    mistyped CRM_LANDING_ROOT every source reads as empty, so nothing downstream may run on it."""
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name="landing_root_exists",
+        passed=exists,
+        description=None if exists else (
+            f"The landing root {landing_root} does not exist or holds nothing (CRM_LANDING_ROOT): every source "
+            "would read as empty. Check the setting; a source without a folder is fine, a root without anything "
+            "is not."),
+        metadata={"landing_root": landing_root, "exists": exists},
+    )
+
+
+def crm_table_not_emptied(asset_key: dg.AssetKey, table: str, result: IngestResult,
+                          previous_snapshot_rows: int | None) -> dg.AssetCheckResult:
+    """Fails when a CRM table is empty or missing now while the previous day's snapshot had rows (a truncated
+    table, a wrong CRM_DATABASE_URL, a failed replication): the snapshot would carry stale rows forward and the
+    day would look quiet. A table that never had rows (no support desk) passes."""
+    exists = result.files_read > 0
+    table_rows = int(result.table_rows or 0)
+    emptied = bool(previous_snapshot_rows) and table_rows == 0
+    description = None
+    if emptied:
+        now = "does not exist" if not exists else "has 0 rows"
+        description = (f"CRM table {table} {now} in the database, but the previous snapshot has "
+                       f"{previous_snapshot_rows} rows: a truncated table, a wrong CRM_DATABASE_URL or a failed "
+                       "replication?")
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name="crm_table_not_emptied",
+        passed=not emptied,
+        description=description,
+        metadata={"table": table, "table_exists": exists, "table_rows": table_rows,
+                  "previous_snapshot_rows": int(previous_snapshot_rows or 0)},
+    )
+
+
 def written(asset_key: dg.AssetKey, frame: pd.DataFrame, schema: pa.Schema, **output: object):
     """The Output of a table built with its declared schema, then its schema check (the spec: `schema_spec`)."""
     table = arrow_table(frame, schema)

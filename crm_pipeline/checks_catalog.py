@@ -30,7 +30,7 @@ def render() -> str:
 
     settings = Settings(landing_root="landing", warehouse_root="warehouse", database_url="sqlite://",
                         start_date=dt.date(2026, 1, 1))
-    defs = build_definitions(settings, secrets_from_env=False)
+    defs = build_definitions(settings)
     specs: dict[dg.AssetKey, list[dg.AssetCheckSpec]] = {}
     for assets_def in defs.assets or []:
         for spec in assets_def.check_specs:

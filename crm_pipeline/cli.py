@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 
 from crm_pipeline.metadata import latest_metadata
-from crm_pipeline.settings import Settings
+from crm_pipeline.settings import Settings, mask_url
 from crm_pipeline.storage.fs import filesystem, join
 
 log = logging.getLogger("crm_pipeline")
@@ -78,7 +78,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Generated a {args.scale} world for {summary.start} .. {summary.end} "
           f"({summary.persons} persons) in {time.perf_counter() - t0:.1f} s")
     print(f"  landing zone : {landing}")
-    print(f"  CRM database : {database_url}")
+    print(f"  CRM database : {mask_url(database_url)}")
     print(f"  ground truth : {truth}")
     return 0
 
@@ -104,7 +104,7 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
     if start < settings.start_date:
         raise SystemExit(f"--start {start} is before the first partition CRM_START_DATE={settings.start_date}")
     instance = instance or _ensure_instance()
-    defs = build_definitions(settings, secrets_from_env=False)
+    defs = build_definitions(settings)
     partitions = daily_partitions(settings)
     last = partitions.get_last_partition_key()
     if last is None or end > dt.date.fromisoformat(last):
@@ -136,6 +136,12 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
             for event in result.all_events:
                 if event.is_failure:
                     echo(f"    {event.message}")
+                # the reason, not only what failed: the innermost error of a step or run failure says it
+                error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
+                while error is not None and error.cause is not None:
+                    error = error.cause
+                if error is not None:
+                    echo(f"      {error.message.strip()}")
             raise SystemExit(f"run for {day} failed; earlier days are materialised, fix and re-run from {day}")
     return rows
 
@@ -187,7 +193,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from crm_pipeline.definitions import build_definitions, daily_partitions
 
     instance = _ensure_instance()
-    defs = build_definitions(settings, secrets_from_env=False)
+    defs = build_definitions(settings)
     partitions = daily_partitions(settings)
     all_keys = partitions.get_partition_keys()
     print(f"Partitions {settings.start_date} .. {all_keys[-1] if all_keys else '-'} ({settings.timezone}); "

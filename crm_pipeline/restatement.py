@@ -179,6 +179,9 @@ def build_restatement_sensor(settings: Settings) -> dg.SensorDefinition:
                            "the person-counting KPIs of the days before an identity change (one backfill per "
                            "evaluation; see crm_pipeline/restatement.py).")
     def restatement_sensor(context: dg.SensorEvaluationContext):
+        refusal = settings.automated_run_refusal()
+        if refusal:  # its backfill's runs would be refused at their start: say why here instead
+            return dg.SkipReason(refusal)
         request, cursor = evaluate(settings, context.instance, context.repository_def.asset_graph, context.cursor,
                                    pd.Timestamp.now(tz="UTC"))
         context.update_cursor(cursor)

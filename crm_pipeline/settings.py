@@ -12,10 +12,29 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
 # A development-only key: outputs pseudonymised with it are NOT protected. Production sets CRM_PII_KEY.
 DEVELOPMENT_PII_KEY = "crm-pipeline-DEVELOPMENT-ONLY-pii-key-do-not-use-in-production"
 
 DEFAULT_START_DATE = dt.date(2026, 10, 1)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by `***`, for messages and printouts (SQLAlchemy's own masking).
+
+    An unparsable URL is not echoed at all: where its password starts cannot be known."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparsable database URL>"
+
+
+def url_has_password(url: str) -> bool:
+    try:
+        return sa.make_url(url).password is not None
+    except sa.exc.ArgumentError:
+        return True  # unknown: treat it as a secret
 
 
 def _split_list(value: str) -> tuple[str, ...]:
@@ -117,6 +136,9 @@ class Settings:
     ground_truth_root: str | None = None
     # extra fsspec storage options for s3:// roots (the endpoint of an S3-compatible server)
     storage_options: Mapping[str, Any] = field(default_factory=dict)
+    # let runs launched by the schedule, a sensor or a backfill pseudonymise with the public development key
+    # (demos and tests); without it they are refused, since their outputs would not be protected
+    allow_development_pii_key: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> "Settings":
@@ -169,12 +191,19 @@ class Settings:
             late_data_settle_minutes=float(get("CRM_LATE_DATA_SETTLE_MINUTES") or 10),
             ground_truth_root=_local_or_url(get("CRM_GROUND_TRUTH_ROOT"), base) if get("CRM_GROUND_TRUTH_ROOT") else None,
             storage_options=storage,
+            allow_development_pii_key=_flag(get("CRM_ALLOW_DEVELOPMENT_PII_KEY"), False),
         )
         settings.validate()
         return settings
 
     def validate(self) -> None:
         ZoneInfo(self.timezone)  # raises ZoneInfoNotFoundError for an unknown zone
+        try:
+            sa.make_url(self.database_url)
+        except sa.exc.ArgumentError:
+            # the value is not repeated: it may hold a password
+            raise ValueError("CRM_DATABASE_URL is not a valid SQLAlchemy URL (e.g. sqlite:///path/crm.sqlite or "
+                             "postgresql+psycopg://user@host/db)") from None
         if not 0 <= self.schedule_hour <= 23:
             raise ValueError(f"CRM_SCHEDULE_HOUR must be 0..23, got {self.schedule_hour}")
         if len(self.reporting_currency) != 3:
@@ -202,6 +231,17 @@ class Settings:
     @property
     def is_development_key(self) -> bool:
         return self.pii_key == DEVELOPMENT_PII_KEY
+
+    def automated_run_refusal(self) -> str | None:
+        """Why runs launched by the schedule, a sensor or a backfill are refused, or None when they may run.
+
+        Those runs are production by nature; pseudonyms made with the public development key protect nothing,
+        so they need a real CRM_PII_KEY, or CRM_ALLOW_DEVELOPMENT_PII_KEY=true for a demo."""
+        if self.is_development_key and not self.allow_development_pii_key:
+            return ("CRM_PII_KEY is not set: scheduled, sensor and backfill runs refuse to pseudonymise with the "
+                    "public development key. Set CRM_PII_KEY to the production secret, or "
+                    "CRM_ALLOW_DEVELOPMENT_PII_KEY=true for demo data.")
+        return None
 
     @property
     def tz(self) -> ZoneInfo:

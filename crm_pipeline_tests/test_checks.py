@@ -83,6 +83,48 @@ def test_no_unparsable_files_names_the_file():
     assert not bad.passed and "landing/x.json.gz" in bad.description
 
 
+def test_landing_root_exists_names_the_root():
+    assert checks.landing_root_exists(KEY, "s3://shop/landing", True).passed
+    missing = checks.landing_root_exists(KEY, "/data/landnig", False)  # defect: a mistyped root
+    assert not missing.passed and missing.severity == dg.AssetCheckSeverity.ERROR
+    assert "/data/landnig" in missing.description and "CRM_LANDING_ROOT" in missing.description
+    assert missing.metadata["landing_root"].value == "/data/landnig"
+
+
+def _crm_result(table_rows: int, exists: bool = True) -> IngestResult:
+    return IngestResult(clean=pd.DataFrame({"lead_id": []}), quarantine=empty_quarantine(), rows_in=0,
+                        rows_duplicate=0, files_read=int(exists), table_rows=table_rows)
+
+
+@pytest.mark.parametrize(
+    ("table_rows", "exists", "previous_rows"),
+    [
+        (120, True, 118),  # rows yesterday and today (the day itself may have none)
+        (0, True, 0),  # a table that never had rows (no support desk)
+        (0, False, 0),  # a table that never existed
+        (0, True, None),  # the first load: nothing to compare with
+    ],
+)
+def test_crm_table_not_emptied_passes(table_rows, exists, previous_rows):
+    assert checks.crm_table_not_emptied(KEY, "leads", _crm_result(table_rows, exists), previous_rows).passed
+
+
+@pytest.mark.parametrize(
+    ("exists", "now"),
+    [
+        (True, "has 0 rows"),  # defect: the table was truncated (or the URL names another, empty database)
+        (False, "does not exist"),  # defect: the table existed with rows and is gone
+    ],
+)
+def test_crm_table_not_emptied_fails_when_a_table_with_rows_is_emptied(exists, now):
+    result = checks.crm_table_not_emptied(KEY, "leads", _crm_result(0, exists), 118)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.description.startswith(f"CRM table leads {now} in the database, but the previous snapshot has "
+                                         "118 rows")
+    assert {k: v.value for k, v in result.metadata.items()} == {
+        "table": "leads", "table_exists": exists, "table_rows": 0, "previous_snapshot_rows": 118}
+
+
 def test_schema_check_fails_on_a_null_in_a_required_column():
     required = pa.schema([pa.field("order_id", pa.string(), nullable=False), pa.field("amount", pa.float64())])
     # built from Python lists, Arrow accepts the null although the field is declared not-nullable (from pandas it

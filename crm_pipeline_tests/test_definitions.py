@@ -73,14 +73,22 @@ def test_partitions_follow_the_reporting_timezone(settings):
 
 
 def test_schedule_runs_yesterday_at_the_configured_hour(settings):
-    defs = build_definitions(settings.with_overrides(schedule_hour=3))
+    defs = build_definitions(settings.with_overrides(schedule_hour=3, allow_development_pii_key=True))
     schedule = defs.resolve_schedule_def("crm_daily_job_schedule")
     assert schedule.cron_schedule == "0 3 * * *"
     assert schedule.execution_timezone == "Europe/Berlin"
-    context = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 11, 20, 3, 0, tzinfo=settings.tz))
-    requests = list(schedule.evaluate_tick(context).run_requests or [])
-    assert [r.partition_key for r in requests] == ["2026-11-19"]
+
+    def tick(when: dt.datetime):  # what the scheduler daemon evaluates (it passes the code location)
+        return schedule.evaluate_tick(dg.build_schedule_context(
+            scheduled_execution_time=when, repository_def=defs.get_repository_def()))
+
+    requests = tick(dt.datetime(2026, 11, 20, 3, 0, tzinfo=settings.tz)).run_requests
+    assert [(r.partition_key, r.run_key) for r in requests] == [("2026-11-19", "2026-11-19")]
+    assert requests[0].tags["dagster/schedule_name"] == "crm_daily_job_schedule"
+    # 00:30 in Berlin on Nov 20 is still Nov 19 in UTC: the day is the reporting timezone's
+    assert [r.partition_key for r in tick(dt.datetime(2026, 11, 20, 0, 30, tzinfo=settings.tz)).run_requests] == [
+        "2026-11-19"]
+    assert "no complete day" in tick(dt.datetime(2026, 10, 1, 3, 0, tzinfo=settings.tz)).skip_message
 
 
 def test_every_asset_has_a_partition_aware_freshness_check(settings):

@@ -57,16 +57,23 @@ def test_invalid_settings_fail_clearly(tmp_path, env, error):
         Settings.from_env(env, base_dir=tmp_path)
 
 
-def test_the_settings_resource_round_trips_every_run_time_setting(tmp_path):
+def test_the_settings_resource_round_trips_every_run_time_setting(tmp_path, monkeypatch):
     from crm_pipeline.resources import PipelineSettingsResource
 
     env = {"CRM_TIMEZONE": "Asia/Tokyo", "CRM_PII_KEY": "k", "CRM_SITE_HOSTS": "a.example,b.example",
            "CRM_IDENTITY_MAX_CUSTOMER_IDS": "email=1", "CRM_PLACEHOLDER_PHONES": "555",
            "CRM_IDENTITY_REFUSE_SHARED": "false", "CRM_GROUND_TRUTH_ROOT": "truth",
-           "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "CRM_START_DATE": "2026-01-31"}
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "CRM_START_DATE": "2026-01-31",
+           "CRM_DATABASE_URL": "postgresql+psycopg://crm:pw@db/crm", "CRM_ALLOW_DEVELOPMENT_PII_KEY": "true"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     settings = Settings.from_env(env, base_dir=tmp_path)
-    assert PipelineSettingsResource.from_settings(settings).get() == settings
+    resource = PipelineSettingsResource.from_settings(settings)
+    # the secrets are references to their variables, resolved when a run initialises the resource
+    assert (resource.pii_key, resource.database_url) == ("CRM_PII_KEY", "CRM_DATABASE_URL")
+    assert resource.process_config_and_initialize().get() == settings
     assert not settings.identity_refuse_shared and settings.identity_max_customer_ids == {"email": 1}
+    assert settings.allow_development_pii_key
 
 
 def test_the_settings_resource_declares_every_run_time_setting():

@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crm_pipeline.settings import mask_url
+
 from .bad_input import BadInput
 from .common import NA_TS, Calendar, Frame, as_obj, concat_frames, frame_len, sigmoid, stream
 from .crm import (
@@ -174,7 +176,8 @@ def generate_world(
         seed=seed,
         scale=sc.name,
         rows=dict(sorted(rows.items())),
-        paths={"landing_root": str(landing), "database_url": database_url, "truth_root": str(truth)},
+        # the manifest is a file anyone may read: the URL's password is masked
+        paths={"landing_root": str(landing), "database_url": mask_url(database_url), "truth_root": str(truth)},
     )
     manifest = {
         **summary.to_json(),

@@ -23,7 +23,7 @@ from crm_pipeline.ingestion.crm import (
 )
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA, ingest_landing_day, update_fx_latest
 from crm_pipeline.ingestion.late import landing_listing
-from crm_pipeline.ingestion.layout import list_landing_days
+from crm_pipeline.ingestion.layout import landing_root_exists, list_landing_days
 from crm_pipeline.ingestion.result import QUARANTINE_SCHEMA, IngestResult
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
@@ -106,6 +106,12 @@ def _ingest_checks(key: dg.AssetKey, source: str, pk: Sequence[str], partitions:
     if files:
         specs.append(dg.AssetCheckSpec("no_unparsable_files", asset=key, partitions_def=partitions,
                                        description="fails, naming them, when whole files could not be parsed"))
+        specs.append(dg.AssetCheckSpec("landing_root_exists", asset=key, blocking=True, partitions_def=partitions,
+                                       description="fails when CRM_LANDING_ROOT holds nothing at all (missing)"))
+    else:
+        specs.append(dg.AssetCheckSpec("crm_table_not_emptied", asset=key, blocking=True, partitions_def=partitions,
+                                       description="fails when the table is empty or missing while the previous "
+                                                   "snapshot had rows"))
     return specs
 
 
@@ -187,6 +193,7 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
         # listed before reading: a file arriving meanwhile is read but unrecorded, so it triggers a harmless
         # re-run instead of being recorded unread (the late-data sensor compares with this listing)
         listing = landing_listing(source, partition_day(context), settings)
+        root_exists = landing_root_exists(settings)
         result = ingest_landing_day(source, partition_day(context), settings, fx_latest=fx_latest)
         table = arrow_table(result.clean, schema)
         metadata = {**_count_metadata(source, result), "landing_files": dg.MetadataValue.json(listing)}
@@ -195,6 +202,7 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
         yield dg.Output(quarantine, output_name="quarantine",
                         metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
         yield from _emit_checks(key, source, table, quarantine, schema, pk, result, settings, files=True)
+        yield checks.landing_root_exists(key, settings.landing_root, root_exists)
         if result.unparsable_files:
             context.log.error(f"{source} {context.partition_key}: unparsable files quarantined: "
                               + ", ".join(f.path for f in result.unparsable_files))
@@ -323,6 +331,7 @@ def _crm_events(context: dg.AssetExecutionContext, settings: Settings, table_nam
     yield dg.Output(quarantine, output_name="quarantine",
                     metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
     yield from _emit_checks(key, f"crm_{table_name}", table, quarantine, schema, pk, result, settings, files=False)
+    yield checks.crm_table_not_emptied(key, table_name, result, None if previous is None else len(previous))
 
 
 def customers_public_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:

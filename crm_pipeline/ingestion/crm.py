@@ -41,7 +41,12 @@ Extraction, step by step:
 
 Counts reconcile for every table and day: rows_in = rows_clean + rows_quarantined + rows_duplicate, where
 rows_in counts the rows extracted for D (after the exact day filter). `files_read` is 1 when the table was
-read and 0 when the database has no such table (the result is then empty and a warning is logged).
+read and 0 when the database has no such table (the result is then empty and a warning is logged);
+`table_rows` is the number of rows in the whole table at extraction (0 when it does not exist), so that a
+table that lost its rows is told apart from a quiet day (the `crm_table_not_emptied` check).
+
+The database is opened with `crm_connection`, which never creates it: a SQLite URL naming a missing file is an
+error naming the path, and an unreachable server an error showing the URL with its password masked.
 
 Privacy: clean rows hold no raw email or phone. The quarantine keeps each rejected row's original content
 (sources.md section 3), which for customers, leads, tickets and surveys includes clear contact details; it is
@@ -50,8 +55,11 @@ no identity/attribution/KPI/audience output (section 4) but must be access-restr
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
@@ -72,7 +80,7 @@ from crm_pipeline.ingestion.normalise import (
     pseudonymise,
 )
 from crm_pipeline.ingestion.result import IngestResult, empty_quarantine, quarantine_frame
-from crm_pipeline.settings import Settings
+from crm_pipeline.settings import Settings, mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +91,8 @@ __all__ = [
     "PROFILE_SCHEMA",
     "SURVEY_SCORE_RANGES",
     "VALIDATION_ORDER",
+    "CrmDatabaseError",
+    "crm_connection",
     "crm_source_name",
     "extract_crm_day",
     "merge_snapshot",
@@ -456,6 +466,47 @@ def _on_day(chunk: pd.DataFrame, spec: _TableSpec, window: _DayWindow, *, first_
     return taken | ((updated >= window.start) & (updated < window.end))
 
 
+class CrmDatabaseError(ConnectionError):
+    """The CRM database server cannot be reached (the message shows its URL with the password masked)."""
+
+
+@contextmanager
+def crm_connection(database_url: str) -> Iterator[sa.Connection]:
+    """A connection to the CRM database that never creates it.
+
+    SQLite creates a missing database file on connect, which turned a mistyped CRM_DATABASE_URL into an empty
+    CRM and days that looked fine with wrong KPIs. So a SQLite URL naming a file that does not exist is an error
+    naming the path, and the file is opened with SQLite's `mode=rw` (a URI option), so it is not created even if
+    it disappears in between. A server that cannot be reached is a `CrmDatabaseError` showing the URL with its
+    password masked; the driver's message is kept with the password scrubbed (a malformed URL can leak part of
+    it into the host name) and without the original exception chained.
+    """
+    url = sa.make_url(database_url)
+    shown = mask_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not str(url.database).startswith("file:"):
+        path = Path(str(url.database)).resolve()  # a relative path is relative to the working directory
+        if not path.is_file():
+            raise FileNotFoundError(f"CRM database file {path} does not exist (CRM_DATABASE_URL={shown}); the "
+                                    "pipeline never creates the CRM database: check the path")
+        if url.get_driver_name() == "pysqlite":
+            url = url.set(database=f"file:{urllib.parse.quote(str(path))}").update_query_dict(
+                {"mode": "rw", "uri": "true"})
+    engine = sa.create_engine(url)
+    try:
+        try:
+            connection = engine.connect()
+        except (sa.exc.DBAPIError, OSError) as error:
+            detail = str(getattr(error, "orig", None) or error).strip()
+            if url.password:
+                detail = detail.replace(str(url.password), "***")
+            raise CrmDatabaseError(f"cannot connect to the CRM database {shown}: {detail}") from None
+        with connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
 def _table_columns(conn: sa.Connection, table: str) -> tuple[str, dict[str, str]] | None:
     """(the table's name as the database spells it, {lower-case column: column as spelled}); None when the
     database has no such table (names compare case-insensitively)."""
@@ -466,39 +517,41 @@ def _table_columns(conn: sa.Connection, table: str) -> tuple[str, dict[str, str]
     return names[table], {c["name"].lower(): c["name"] for c in inspector.get_columns(names[table])}
 
 
-def _read_rows(table: str, window: _DayWindow, settings: Settings, *, first_load: bool) -> pd.DataFrame | None:
-    """The table's rows for day D as delivered by the driver (object columns); None when the table is missing."""
+def _read_rows(table: str, window: _DayWindow, settings: Settings, *,
+               first_load: bool) -> tuple[pd.DataFrame, int] | None:
+    """The table's rows for day D as delivered by the driver (object columns) and the number of rows in the
+    whole table; None when the table is missing."""
     spec = _SPECS[table]
-    engine = sa.create_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:
-            found = _table_columns(conn, table)
-            if found is None:
-                return None
-            table_name, present = found
-            for needed in (spec.primary_key, spec.created_column):
-                if needed not in present:
-                    raise ValueError(f"CRM table {table_name!r} has no column {needed!r} (sources.md section 2)")
-            # optional columns the database lacks are read as missing values rather than failing the day
-            columns = {c: present[c] for c in spec.source_columns if c in present}
-            statement, params = _select_statement(
-                spec, table_name, columns, conn.dialect.identifier_preparer, window, first_load=first_load
-            )
-            result = conn.execution_options(stream_results=True).execute(statement, params)
-            keys = list(result.keys())
-            kept: list[pd.DataFrame] = []
-            while rows := result.fetchmany(settings.crm_chunk_size):
-                chunk = pd.DataFrame(rows, columns=keys, dtype=object)
-                for absent in spec.source_columns:
-                    if absent not in chunk.columns:
-                        chunk[absent] = None
-                chunk = chunk[list(spec.source_columns)]
-                kept.append(chunk[_on_day(chunk, spec, window, first_load=first_load).to_numpy()])
-    finally:
-        engine.dispose()
+    with crm_connection(settings.database_url) as conn:
+        found = _table_columns(conn, table)
+        if found is None:
+            return None
+        table_name, present = found
+        # the whole table's size, beside the day's rows: a table that lost every row (truncated, a wrong
+        # database, a failed replication) reads like a quiet day otherwise
+        quoted_table = conn.dialect.identifier_preparer.quote(table_name)
+        table_rows = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {quoted_table}")).scalar_one())
+        for needed in (spec.primary_key, spec.created_column):
+            if needed not in present:
+                raise ValueError(f"CRM table {table_name!r} has no column {needed!r} (sources.md section 2)")
+        # optional columns the database lacks are read as missing values rather than failing the day
+        columns = {c: present[c] for c in spec.source_columns if c in present}
+        statement, params = _select_statement(
+            spec, table_name, columns, conn.dialect.identifier_preparer, window, first_load=first_load
+        )
+        result = conn.execution_options(stream_results=True).execute(statement, params)
+        keys = list(result.keys())
+        kept: list[pd.DataFrame] = []
+        while rows := result.fetchmany(settings.crm_chunk_size):
+            chunk = pd.DataFrame(rows, columns=keys, dtype=object)
+            for absent in spec.source_columns:
+                if absent not in chunk.columns:
+                    chunk[absent] = None
+            chunk = chunk[list(spec.source_columns)]
+            kept.append(chunk[_on_day(chunk, spec, window, first_load=first_load).to_numpy()])
     if not kept:
-        return pd.DataFrame({c: pd.Series([], dtype=object) for c in spec.source_columns})
-    return pd.concat(kept, ignore_index=True)
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in spec.source_columns}), table_rows
+    return pd.concat(kept, ignore_index=True), table_rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -678,12 +731,13 @@ def extract_crm_day(table: str, day: dt.date, settings: Settings, *, first_load:
     schema = snapshot_schema(table)
     window = _day_window(day, settings.timezone)
 
-    raw = _read_rows(table, window, settings, first_load=first_load)
-    if raw is None:
+    read = _read_rows(table, window, settings, first_load=first_load)
+    if read is None:
         logger.warning("CRM table %r does not exist in the database: partition %s of %s is empty",
                        table, day.isoformat(), crm_source_name(table))
         return IngestResult(clean=_empty_frame(schema), quarantine=empty_quarantine(), rows_in=0,
-                            rows_duplicate=0, files_read=0)
+                            rows_duplicate=0, files_read=0, table_rows=0)
+    raw, table_rows = read
 
     rows_in = len(raw)
     rows_on_day = int(_on_day(raw, spec, window, first_load=False).sum()) if first_load else rows_in
@@ -710,7 +764,8 @@ def extract_crm_day(table: str, day: dt.date, settings: Settings, *, first_load:
     )
     clean = typed.loc[~failed].sort_values(spec.primary_key, kind="stable").reset_index(drop=True)
     return IngestResult(clean=clean, quarantine=quarantine, rows_in=rows_in,
-                        rows_duplicate=int(duplicate.sum()), files_read=1, rows_on_day=rows_on_day)
+                        rows_duplicate=int(duplicate.sum()), files_read=1, rows_on_day=rows_on_day,
+                        table_rows=table_rows)
 
 
 def merge_snapshot(table: str, prev: pd.DataFrame | None, day_clean: pd.DataFrame) -> pd.DataFrame:

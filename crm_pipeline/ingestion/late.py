@@ -17,10 +17,16 @@ import json
 from collections.abc import Mapping
 
 import pandas as pd
-import sqlalchemy as sa
 
 from crm_pipeline.ingestion.contract import CONTRACTS
-from crm_pipeline.ingestion.crm import _SPECS, _day_window, _DayWindow, _select_statement, _table_columns
+from crm_pipeline.ingestion.crm import (
+    _SPECS,
+    _day_window,
+    _DayWindow,
+    _select_statement,
+    _table_columns,
+    crm_connection,
+)
 from crm_pipeline.ingestion.landing import _assign
 from crm_pipeline.ingestion.normalise import local_day, parse_utc
 from crm_pipeline.ingestion.readers import day_folder, list_landing_files, read_landing_file
@@ -95,19 +101,15 @@ def crm_rows_per_day(table: str, first: dt.date, last: dt.date, settings: Settin
     spec = _SPECS[table]
     start, end = _day_window(first, settings.timezone), _day_window(last, settings.timezone)
     window = _DayWindow(start=start.start, end=end.end, sql_from=start.sql_from, sql_to=end.sql_to)
-    engine = sa.create_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:
-            found = _table_columns(conn, table)
-            if found is None:
-                return {}
-            table_name, present = found
-            wanted = [c for c in dict.fromkeys([spec.primary_key, spec.created_column, "updated_at"]) if c in present]
-            statement, params = _select_statement(spec, table_name, {c: present[c] for c in wanted},
-                                                  conn.dialect.identifier_preparer, window, first_load=False)
-            rows = pd.DataFrame(conn.execute(statement, params).fetchall(), columns=wanted, dtype=object)
-    finally:
-        engine.dispose()
+    with crm_connection(settings.database_url) as conn:  # never creates a missing SQLite file
+        found = _table_columns(conn, table)
+        if found is None:
+            return {}
+        table_name, present = found
+        wanted = [c for c in dict.fromkeys([spec.primary_key, spec.created_column, "updated_at"]) if c in present]
+        statement, params = _select_statement(spec, table_name, {c: present[c] for c in wanted},
+                                              conn.dialect.identifier_preparer, window, first_load=False)
+        rows = pd.DataFrame(conn.execute(statement, params).fetchall(), columns=wanted, dtype=object)
     days = []
     for column in (spec.created_column, "updated_at"):
         if column in rows.columns:

@@ -20,3 +20,19 @@ def list_landing_days(source: str, settings: Settings) -> list[dt.date]:
         if match:
             days.append(dt.date.fromisoformat(match.group(1)))
     return sorted(days)
+
+
+def landing_root_exists(settings: Settings) -> bool:
+    """Whether the landing root holds anything at all (a source folder, a file).
+
+    A source without a folder is an empty source (an orders-only shop has no events), but a root without
+    anything is a configuration error: a mistyped CRM_LANDING_ROOT would read as days without data. Object
+    stores have no folders (a prefix exists only through the objects under it), so "nothing under the root" is
+    the test everywhere: a missing or empty local folder, an S3 prefix with no object under it.
+    """
+    fs, root = filesystem(settings.landing_root, settings.storage_options)
+    fs.invalidate_cache(root)  # object stores cache listings per file-system instance
+    try:
+        return bool(fs.isdir(root) and fs.ls(root, detail=False))
+    except FileNotFoundError:
+        return False

@@ -95,6 +95,8 @@ class IngestResult:
     unparsable_files: list[UnparsableFile] = field(default_factory=list)
     # CRM: rows of the table created or updated on D when it was extracted (the late-data sensor compares)
     rows_on_day: int | None = None
+    # CRM: rows in the whole table when it was extracted (0 when the table does not exist)
+    table_rows: int | None = None
 
     @property
     def rows_clean(self) -> int:
@@ -127,4 +129,5 @@ class IngestResult:
             "files_unparsable": len(self.unparsable_files),
             "quarantine_rate": float(np.float64(self.rows_quarantined) / self.rows_in) if self.rows_in else 0.0,
             **({"rows_on_day": self.rows_on_day} if self.rows_on_day is not None else {}),
+            **({"table_rows": self.table_rows} if self.table_rows is not None else {}),
         }

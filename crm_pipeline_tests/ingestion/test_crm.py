@@ -8,6 +8,9 @@ once on a SQLite file and once on a fresh PostgreSQL database (skipped when no s
 import datetime as dt
 import hashlib
 import hmac
+import re
+import socket
+import traceback
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -616,6 +619,73 @@ def test_missing_table_is_an_empty_result(database_url: str, tmp_path: Path, cap
     assert "does not exist" in caplog.text
     empty_leads = extract_crm_day("leads", DAY, make_settings(tmp_path, database_url), first_load=True)
     assert (empty_leads.rows_in, empty_leads.files_read) == (0, 1)
+
+
+def test_the_whole_table_is_counted_beside_the_rows_of_the_day(database_url: str, tmp_path: Path) -> None:
+    """`table_rows` tells a quiet day (no row of D, a full table) from a table that lost its rows."""
+    create_table(database_url, "leads", [
+        {"lead_id": "L1", "created_at": "2026-09-20T10:00:00Z"},
+        {"lead_id": "L2", "created_at": "2026-09-28T10:00:00Z", "updated_at": "2026-09-29T10:00:00Z"},
+        {"lead_id": "L3", "created_at": "2026-10-01T10:00:00Z"},
+    ])
+    settings = make_settings(tmp_path, database_url)
+    day = extract_crm_day("leads", DAY, settings, first_load=False)
+    quiet = extract_crm_day("leads", DAY + dt.timedelta(days=1), settings, first_load=False)
+    assert (day.rows_in, day.table_rows, day.counts()["table_rows"]) == (1, 3, 3)
+    assert (quiet.rows_in, quiet.table_rows) == (0, 3)
+    execute(database_url, "DELETE FROM leads")
+    assert extract_crm_day("leads", DAY, settings, first_load=False).table_rows == 0
+    missing = extract_crm_day("survey_responses", DAY, settings, first_load=False)
+    assert (missing.table_rows, missing.files_read) == (0, 0)
+
+
+def test_a_missing_sqlite_database_is_an_error_naming_the_path_and_is_never_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite creates a missing file on connect: a mistyped CRM_DATABASE_URL became an empty CRM, silently."""
+    from crm_pipeline.ingestion.late import crm_rows_per_day
+
+    folder = tmp_path / "crm data #1"  # a blank and a '#' must survive the SQLite URI the file is opened with
+    folder.mkdir()
+    missing = folder / "crm.sqlite"
+    settings = make_settings(tmp_path, f"sqlite:///{missing}")
+    message = f"CRM database file {missing} does not exist"
+    with pytest.raises(FileNotFoundError, match=re.escape(message)):
+        extract_crm_day("leads", DAY, settings, first_load=True)
+    with pytest.raises(FileNotFoundError, match=re.escape(message)):  # the restatement sensor's counts
+        crm_rows_per_day("leads", DAY, DAY, settings)
+    assert list(folder.iterdir()) == []
+    in_missing_folder = tmp_path / "no" / "such" / "crm.sqlite"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(in_missing_folder))):
+        extract_crm_day("leads", DAY, make_settings(tmp_path, f"sqlite:///{in_missing_folder}"), first_load=False)
+    assert not (tmp_path / "no").exists()
+    monkeypatch.chdir(folder)  # a relative path is relative to the working directory, as for SQLite itself
+    with pytest.raises(FileNotFoundError, match=re.escape(message)):
+        extract_crm_day("leads", DAY, make_settings(tmp_path, "sqlite:///crm.sqlite"), first_load=False)
+    assert list(folder.iterdir()) == []
+    # the same file once it exists is read through that URI, path characters and all
+    create_table(f"sqlite:///{missing}", "leads", [{"lead_id": "L1", "created_at": "2026-10-01T10:00:00Z"}])
+    assert ids(extract_crm_day("leads", DAY, settings, first_load=False), "leads") == ["L1"]
+    assert crm_rows_per_day("leads", DAY, DAY, settings) == {"2026-10-01": 1}
+
+
+def test_an_unreachable_database_server_is_a_clear_error_without_its_password(tmp_path: Path) -> None:
+    from crm_pipeline.ingestion.crm import CrmDatabaseError
+    from crm_pipeline.ingestion.late import crm_rows_per_day
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    password = "S3cret-Passw0rd"
+    settings = make_settings(tmp_path, f"postgresql+psycopg://crm:{password}@127.0.0.1:{port}/crm")
+    for read in (lambda: extract_crm_day("leads", DAY, settings, first_load=False),
+                 lambda: crm_rows_per_day("leads", DAY, DAY, settings)):
+        with pytest.raises(CrmDatabaseError) as caught:
+            read()
+        shown = "".join(traceback.format_exception(caught.value))  # what a run's log and the UI show
+        assert f"cannot connect to the CRM database postgresql+psycopg://crm:***@127.0.0.1:{port}/crm: " in shown
+        assert "refused" in shown.lower()  # the driver's reason is kept
+        assert password not in shown
 
 
 def test_optional_columns_missing_from_the_database_read_as_missing(sqlite_url: str, tmp_path: Path) -> None:
