@@ -6,6 +6,7 @@ Each returns a `dg.AssetCheckResult`; the assets emit them for exactly the parti
 from collections.abc import Sequence
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -107,6 +108,25 @@ def no_unparsable_files(asset_key: dg.AssetKey, result: IngestResult) -> dg.Asse
         description=("Unparsable files: " + ", ".join(files)) if files else None,
         metadata={"unparsable_files": dg.MetadataValue.json(
             [{"path": f.path, "error": f.error} for f in result.unparsable_files])},
+    )
+
+
+AMOUNTS_CHECK = "amounts_are_within_range"
+
+
+def amounts_are_within_range(asset_key: dg.AssetKey, frame: pd.DataFrame, columns: Sequence[str],
+                             max_amount: float) -> dg.AssetCheckResult:
+    """Every present amount is finite, >= 0 and at most `max_amount` (CRM_MAX_AMOUNT): sums, shares and ratios
+    of the amounts downstream then stay finite. A missing optional amount (cost_of_goods) is no breach."""
+    values = frame[list(columns)].astype("float64").to_numpy()
+    outside = ~np.isnan(values) & ~((values >= 0) & (values <= max_amount))  # inf fails the upper bound
+    per_column = {c: int(n) for c, n in zip(columns, outside.sum(axis=0), strict=True) if n}
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=AMOUNTS_CHECK,
+        passed=not per_column,
+        metadata={"rows_out_of_range": int(outside.any(axis=1).sum()), "max_amount": max_amount,
+                  "out_of_range_by_column": dg.MetadataValue.json(per_column)},
     )
 
 

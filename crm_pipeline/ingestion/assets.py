@@ -47,6 +47,13 @@ LANDING_PRIMARY_KEYS: dict[str, Sequence[str]] = {
 # key columns that may be null (a cost line without channel or campaign)
 NULLABLE_KEY_COLUMNS: Sequence[str] = ("channel", "campaign_id")
 
+# the amounts of the clean rows in the reporting currency, bounded by CRM_MAX_AMOUNT
+LANDING_AMOUNTS: dict[str, Sequence[str]] = {
+    "orders": ("gross_revenue", "discount_amount", "net_revenue", "cost_of_goods"),
+    "refunds": ("amount",),
+    "costs": ("amount",),
+}
+
 CRM_PRIMARY_KEYS: dict[str, str] = {
     "customers": "customer_id",
     "leads": "lead_id",
@@ -89,7 +96,7 @@ def quarantine_key(source: str) -> dg.AssetKey:
 
 
 def _ingest_checks(key: dg.AssetKey, source: str, pk: Sequence[str], partitions: dg.PartitionsDefinition,
-                   *, files: bool) -> list[dg.AssetCheckSpec]:
+                   *, files: bool, amounts: Sequence[str] = ()) -> list[dg.AssetCheckSpec]:
     specs = [
         dg.AssetCheckSpec(checks.primary_key_check_name(QUARANTINE_PK), asset=quarantine_key(source), blocking=True,
                           partitions_def=partitions, description="one entry per rejected row (or whole file)"),
@@ -106,11 +113,15 @@ def _ingest_checks(key: dg.AssetKey, source: str, pk: Sequence[str], partitions:
     if files:
         specs.append(dg.AssetCheckSpec("no_unparsable_files", asset=key, partitions_def=partitions,
                                        description="fails, naming them, when whole files could not be parsed"))
+    if amounts:
+        specs.append(dg.AssetCheckSpec(checks.AMOUNTS_CHECK, asset=key, blocking=True, partitions_def=partitions,
+                                       description=f"{', '.join(amounts)}: finite, >= 0 and at most CRM_MAX_AMOUNT"))
     return specs
 
 
 def _emit_checks(key: dg.AssetKey, source: str, table: pa.Table, quarantine: pa.Table, schema: pa.Schema,
-                 pk: Sequence[str], result: IngestResult, settings: Settings, *, files: bool):
+                 pk: Sequence[str], result: IngestResult, settings: Settings, *, files: bool,
+                 amounts: Sequence[str] = ()):
     yield checks.primary_key_is_unique(quarantine_key(source), quarantine.select(QUARANTINE_PK).to_pandas(),
                                        QUARANTINE_PK, nullable=["row_number"])
     yield checks.schema_is_declared(quarantine_key(source), quarantine, QUARANTINE_SCHEMA)
@@ -121,6 +132,8 @@ def _emit_checks(key: dg.AssetKey, source: str, table: pa.Table, quarantine: pa.
     yield checks.quarantine_rate_below_threshold(key, result, settings.quarantine_warn_rate)
     if files:
         yield checks.no_unparsable_files(key, result)
+    if amounts:
+        yield checks.amounts_are_within_range(key, result.clean, amounts, settings.max_amount)
 
 
 def _only_selected(context: dg.AssetExecutionContext, events: Iterator[dg.Output | dg.AssetCheckResult]):
@@ -170,6 +183,7 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
     key = dg.AssetKey(["ingest", source])
     schema = CLEAN_SCHEMAS[source]
     pk = LANDING_PRIMARY_KEYS[source]
+    amounts = LANDING_AMOUNTS.get(source, ())
     description = (
         f"{LANDING_DESCRIPTIONS[source]} in the reporting timezone. Read from the landing folders D-1, D and D+1 "
         "(parquet, csv, jsonl, json.gz, csv.gz), validated against the input contract, normalised (UTC, "
@@ -194,14 +208,15 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
         quarantine = arrow_table(result.quarantine, QUARANTINE_SCHEMA)
         yield dg.Output(quarantine, output_name="quarantine",
                         metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
-        yield from _emit_checks(key, source, table, quarantine, schema, pk, result, settings, files=True)
+        yield from _emit_checks(key, source, table, quarantine, schema, pk, result, settings, files=True,
+                                amounts=amounts)
         if result.unparsable_files:
             context.log.error(f"{source} {context.partition_key}: unparsable files quarantined: "
                               + ", ".join(f.path for f in result.unparsable_files))
 
     decorator = dg.multi_asset(
         name=f"ingest_{source}", outs=outs, ins=ins, partitions_def=partitions,
-        check_specs=_ingest_checks(key, source, pk, partitions, files=True), can_subset=True,
+        check_specs=_ingest_checks(key, source, pk, partitions, files=True, amounts=amounts), can_subset=True,
     )
     if ins:
         def with_fx(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, fx_latest: pd.DataFrame):

@@ -13,7 +13,7 @@ to D, and turns them into clean rows, quarantined rows and counts that reconcile
 3. Validation: a row failing a check is quarantined with the first failing reason of
    `contract.VALIDATION_ORDER` (missing_required_field, no_identifier, unparsable_timestamp,
    unparsable_number, negative_amount, unknown_event_type, unknown_currency, invalid_value,
-   folder_day_mismatch, missing_fx_rate).
+   folder_day_mismatch, missing_fx_rate, amount_out_of_range).
 4. Among the rows that passed, a repeated id (event_id, order_id, refund_id; rate_date + currency for fx)
    with different content keeps the first and quarantines the later ones as `duplicate_id_conflict`.
 5. The rest is normalised (UTC, channels, device types, E.164, keyed email/phone hashes, reporting
@@ -45,6 +45,7 @@ from crm_pipeline.ingestion.contract import (
     DEFAULT_SALE_TYPE,
     DEVICE_TYPES,
     EVENT_TYPES,
+    FX_RATE_RANGE,
     INTERACTION_KINDS,
     ISO_4217,
     OBJECTIVES,
@@ -60,6 +61,7 @@ from crm_pipeline.ingestion.normalise import (
     local_day,
     normalise_email,
     normalise_phone,
+    overflows,
     parse_date,
     parse_number,
     parse_utc,
@@ -365,9 +367,11 @@ class _Checks:
         return (self.norm[self.contract.day_column].notna() & self.value.isna()).to_numpy()
 
     def _number_bad(self, column: str) -> np.ndarray:
-        """Present but not a finite number (`abc`, `1,5`, `inf`, `nan`)."""
+        """Present but not a number (`abc`, `1,5`, `inf`, `nan`). A number too large for a float (`1e400`) is a
+        number, and out of range (amount_out_of_range)."""
         present = self.norm[column].notna().to_numpy()
-        return present & ~np.isfinite(self.numbers[column].to_numpy(dtype="float64"))
+        number = self.numbers[column]
+        return present & ~np.isfinite(number.to_numpy(dtype="float64")) & ~overflows(self.norm[column], number)
 
     def _check_unparsable_number(self) -> np.ndarray | None:
         if not self.contract.numbers:
@@ -419,6 +423,30 @@ class _Checks:
             return None
         out = np.zeros(len(self.norm), dtype=bool)
         for mask in invalid.values():
+            out |= mask
+        return out
+
+    def converted(self, column: str) -> pd.Series:
+        """An amount column in the reporting currency (NaN where the row has no rate)."""
+        assert self.fx_rate is not None
+        return self.numbers[column] * self.fx_rate
+
+    def _out_of_range(self) -> dict[str, np.ndarray]:
+        """Per column: an amount above CRM_MAX_AMOUNT in the reporting currency (an overflow included), or an fx
+        rate outside FX_RATE_RANGE. Bounded amounts keep every sum, refund share and ratio downstream finite."""
+        if self.contract.source == "fx_rates":
+            rate = self.numbers["rate_to_reporting"]
+            low, high = FX_RATE_RANGE
+            return {"rate_to_reporting": ((rate < low) | (rate > high)).to_numpy()}
+        return {column: (self.converted(column) > self.settings.max_amount).to_numpy()
+                for column in self.contract.amounts}
+
+    def _check_amount_out_of_range(self) -> np.ndarray | None:
+        flags = self._out_of_range()
+        if not flags:
+            return None
+        out = np.zeros(len(self.norm), dtype=bool)
+        for mask in flags.values():
             out |= mask
         return out
 
@@ -483,6 +511,14 @@ class _Checks:
             assert self.currency is not None
             return ("no " + self.currency.iloc[rows] + " rate on or before "
                     + self.day.isoformat() + f" (reporting currency {self.settings.reporting_currency})")
+        if reason == "amount_out_of_range":
+            flags = self._out_of_range()
+            if c.source == "fx_rates":
+                low, high = FX_RATE_RANGE
+                return first_of(flags, {"rate_to_reporting": shown("rate_to_reporting") + f" outside {low:g}..{high:g}"})
+            limit = f" {self.settings.reporting_currency}, above CRM_MAX_AMOUNT={self.settings.max_amount:g}"
+            return first_of(flags, {col: shown(col) + " is " + self.converted(col).iloc[rows].astype("string") + limit
+                                    for col in flags})
         raise ValueError(reason)
 
 

@@ -496,3 +496,90 @@ def test_fx_rates_and_latest_state(tmp_path: Path) -> None:
     # the same orders against the state of the day before: EUR falls back to 1.25
     assert ingest_landing_day("orders", day2, settings, fx_latest=state1).clean["gross_revenue"].tolist() == [
         12.5, 5.0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# implausible amounts and fx rates (amount_out_of_range)
+
+FX_EUR_2 = pd.DataFrame({"currency": ["EUR", "GBP"], "rate_date": [dt.date(2026, 10, 1)] * 2,
+                         "rate_to_reporting": [2.0, 0.5]})
+
+
+def test_amounts_above_the_bound_after_conversion_are_quarantined(tmp_path: Path) -> None:
+    """1e308 EUR is finite, but 2e308 USD is not: it once reached the clean rows (and revenue) as inf."""
+    settings = make_settings(tmp_path)
+    write(settings, "orders", D, "a.csv", [
+        order("o1", "1e308", "EUR"),                                  # 0 inf after conversion
+        order("o2", "600000000", "EUR"),                              # 1 1.2e9 USD > 1e9
+        order("o3", "500000000", "EUR"),                              # 2 exactly 1e9 USD: clean
+        order("o4", "10", cost_of_goods="1e400"),                     # 3 too large for a float: a number, too big
+        order("o5", "inf"),                                           # 4 a word, not a number
+        order("o6", "2e9", discount_amount="1.5e9"),                  # 5 net 5e8, but gross 2e9 USD
+        order("o7", "-1e400"),                                        # 6 negative first
+        order("o8", "1e308", "CHF"),                                  # 7 no rate: nothing to judge it by
+    ])
+    result = ingest_landing_day("orders", D, settings, fx_latest=FX_EUR_2)
+    assert_writable(result, "orders")
+    assert result.clean["order_id"].tolist() == ["o3"]
+    assert result.clean["gross_revenue"].tolist() == [1e9]
+    assert reasons(result) == [
+        ("a.csv", 0, "amount_out_of_range"), ("a.csv", 1, "amount_out_of_range"),
+        ("a.csv", 3, "amount_out_of_range"), ("a.csv", 4, "unparsable_number"),
+        ("a.csv", 5, "amount_out_of_range"), ("a.csv", 6, "negative_amount"), ("a.csv", 7, "missing_fx_rate"),
+    ]
+    assert result.quarantine["detail"].tolist() == [
+        "gross_revenue='1e308' is inf USD, above CRM_MAX_AMOUNT=1e+09",
+        "gross_revenue='600000000' is 1200000000.0 USD, above CRM_MAX_AMOUNT=1e+09",
+        "cost_of_goods='1e400' is inf USD, above CRM_MAX_AMOUNT=1e+09",
+        "gross_revenue='inf'",
+        "gross_revenue='2e9' is 2000000000.0 USD, above CRM_MAX_AMOUNT=1e+09",
+        "gross_revenue='-1e400' < 0",
+        "no CHF rate on or before 2026-10-02 (reporting currency USD)",
+    ]
+    assert (result.rows_in, result.rows_clean, result.rows_quarantined) == (8, 1, 7)
+
+    # the bound is the setting CRM_MAX_AMOUNT
+    wider = ingest_landing_day("orders", D, make_settings(tmp_path, max_amount=2e9), fx_latest=FX_EUR_2)
+    assert wider.clean["order_id"].tolist() == ["o2", "o3", "o6"]
+    assert wider.quarantine_by_reason() == {"amount_out_of_range": 2, "missing_fx_rate": 1, "negative_amount": 1,
+                                            "unparsable_number": 1}
+
+
+def test_refund_and_cost_amounts_above_the_bound_are_quarantined(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    refund = {"order_id": "o1", "refunded_at": "2026-10-02T10:00:00Z", "currency": "GBP"}
+    write(settings, "refunds", D, "a.csv", [{**refund, "refund_id": "r1", "amount": "1e308"},   # 5e307 USD
+                                            {**refund, "refund_id": "r2", "amount": "4"}])
+    cost = {"date": "2026-10-02", "cost_type": "media", "objective": "brand", "currency": "EUR"}
+    write(settings, "costs", D, "a.csv", [{**cost, "amount": "3e9"}, {**cost, "amount": "3"}])
+    refunds = ingest_landing_day("refunds", D, settings, fx_latest=FX_EUR_2)
+    costs = ingest_landing_day("costs", D, settings, fx_latest=FX_EUR_2)
+    assert_writable(refunds, "refunds")
+    assert_writable(costs, "costs")
+    assert values(refunds.clean, ["refund_id", "amount"]) == [["r2", 2.0]]
+    assert refunds.quarantine["detail"].tolist() == ["amount='1e308' is 5e+307 USD, above CRM_MAX_AMOUNT=1e+09"]
+    assert values(costs.clean, ["amount", "amount_original"]) == [[6.0, 3.0]]
+    assert reasons(costs) == [("a.csv", 0, "amount_out_of_range")]
+
+
+def test_fx_rates_outside_the_plausible_range_are_quarantined(tmp_path: Path) -> None:
+    """A rate of 1e-300 would turn every EUR amount into ~0, one of 2e12 a normal amount into an absurd one."""
+    settings = make_settings(tmp_path)
+    write(settings, "fx_rates", D, "a.csv", [
+        {"date": "2026-10-02", "currency": currency, "rate_to_reporting": rate}
+        for currency, rate in [("EUR", "1e-300"), ("GBP", "2e12"), ("CHF", "1e400"), ("JPY", "0.0065"),
+                               ("XAU", "4000"), ("SEK", "1e-12"), ("NOK", "0")]
+    ])
+    result = ingest_landing_day("fx_rates", D, settings)
+    assert_writable(result, "fx_rates")
+    assert values(result.clean, ["currency", "rate_to_reporting"]) == [["JPY", 0.0065], ["SEK", 1e-12],
+                                                                        ["XAU", 4000.0]]
+    assert reasons(result) == [("a.csv", 0, "amount_out_of_range"), ("a.csv", 1, "amount_out_of_range"),
+                               ("a.csv", 2, "amount_out_of_range"), ("a.csv", 6, "invalid_value")]
+    assert result.quarantine["detail"].tolist()[:3] == [
+        "rate_to_reporting='1e-300' outside 1e-12..1e+12", "rate_to_reporting='2e12' outside 1e-12..1e+12",
+        "rate_to_reporting='1e400' outside 1e-12..1e+12"]
+    # a EUR order then has no rate at all, instead of a revenue of 1e-298
+    write(settings, "orders", D, "a.csv", [order("o1", "100", "EUR")])
+    orders = ingest_landing_day("orders", D, settings, fx_latest=update_fx_latest(None, result.clean))
+    assert orders.clean.empty and reasons(orders) == [("a.csv", 0, "missing_fx_rate")]
