@@ -52,6 +52,7 @@ def test_environment_overrides(tmp_path):
         ({"CRM_START_DATE": "01/10/2026"}, ValueError),
         ({"CRM_MAX_AMOUNT": "0"}, ValueError),
         ({"CRM_MAX_AMOUNT": "inf"}, ValueError),
+        ({"CRM_DUPLICATE_ID_HORIZON_DAYS": "0"}, ValueError),
     ],
 )
 def test_invalid_settings_fail_clearly(tmp_path, env, error):
@@ -65,11 +66,12 @@ def test_the_settings_resource_round_trips_every_run_time_setting(tmp_path):
     env = {"CRM_TIMEZONE": "Asia/Tokyo", "CRM_PII_KEY": "k", "CRM_SITE_HOSTS": "a.example,b.example",
            "CRM_IDENTITY_MAX_CUSTOMER_IDS": "email=1", "CRM_PLACEHOLDER_PHONES": "555",
            "CRM_IDENTITY_REFUSE_SHARED": "false", "CRM_GROUND_TRUTH_ROOT": "truth",
-           "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "CRM_START_DATE": "2026-01-31", "CRM_MAX_AMOUNT": "5e10"}
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "CRM_START_DATE": "2026-01-31", "CRM_MAX_AMOUNT": "5e10",
+           "CRM_DUPLICATE_ID_HORIZON_DAYS": "730"}
     settings = Settings.from_env(env, base_dir=tmp_path)
     assert PipelineSettingsResource.from_settings(settings).get() == settings
     assert not settings.identity_refuse_shared and settings.identity_max_customer_ids == {"email": 1}
-    assert settings.max_amount == 5e10
+    assert settings.max_amount == 5e10 and settings.duplicate_id_horizon_days == 730
 
 
 def test_the_settings_resource_declares_every_run_time_setting():

@@ -86,6 +86,12 @@ CONFLICT_REASON = "duplicate_id_conflict"
 # a 250-fold margin. A rate outside them is a unit error, and it would turn a normal amount into ~0 or into an overflow.
 FX_RATE_RANGE: tuple[float, float] = (1e-12, 1e12)
 
+# Money sources whose ids are remembered across days (`ingest/<order|refund>_ids`): a clean row whose id was
+# delivered on an earlier day is a conflict, since counting it again would count its money twice. Events are
+# left out (millions of ids a day, and a repeated event moves a count by one, not revenue), costs have no id,
+# and an fx rate's id holds its date, so it cannot fall on two days.
+SEEN_ID_SOURCES: tuple[str, ...] = ("orders", "refunds")
+
 
 # Closed vocabularies whose clean value is case-folded: spelling `Email` or `usd` changes nothing, so exact
 # re-delivery detection ignores their case too.
