@@ -6,6 +6,7 @@ Each returns a `dg.AssetCheckResult`; the assets emit them for exactly the parti
 from collections.abc import Sequence
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -24,8 +25,9 @@ def primary_key_is_unique(
     keys = frame[list(columns)]
     required = [c for c in columns if c not in nullable]
     null_rows = int(keys[required].isna().any(axis=1).sum())
-    duplicate_rows = int(keys.duplicated(keep=False).sum())
-    examples = keys[keys.duplicated(keep=False)].head(5).astype("string").to_dict("records")
+    repeated = keys.duplicated(keep=False)  # once: on millions of rows (events, ids states) it is the cost
+    duplicate_rows = int(repeated.sum())
+    examples = keys[repeated].head(5).astype("string").to_dict("records")
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=primary_key_check_name(columns),
@@ -146,6 +148,25 @@ def crm_table_not_emptied(asset_key: dg.AssetKey, table: str, result: IngestResu
         description=description,
         metadata={"table": table, "table_exists": exists, "table_rows": table_rows,
                   "previous_snapshot_rows": int(previous_snapshot_rows or 0)},
+    )
+
+
+AMOUNTS_CHECK = "amounts_are_within_range"
+
+
+def amounts_are_within_range(asset_key: dg.AssetKey, frame: pd.DataFrame, columns: Sequence[str],
+                             max_amount: float) -> dg.AssetCheckResult:
+    """Every present amount is finite, >= 0 and at most `max_amount` (CRM_MAX_AMOUNT): sums, shares and ratios
+    of the amounts downstream then stay finite. A missing optional amount (cost_of_goods) is no breach."""
+    values = frame[list(columns)].astype("float64").to_numpy()
+    outside = ~np.isnan(values) & ~((values >= 0) & (values <= max_amount))  # inf fails the upper bound
+    per_column = {c: int(n) for c, n in zip(columns, outside.sum(axis=0), strict=True) if n}
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=AMOUNTS_CHECK,
+        passed=not per_column,
+        metadata={"rows_out_of_range": int(outside.any(axis=1).sum()), "max_amount": max_amount,
+                  "out_of_range_by_column": dg.MetadataValue.json(per_column)},
     )
 
 

@@ -80,6 +80,8 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     blog_hosts: list[str] = Field(default_factory=lambda: ["blog.example-shop.com"])
     phone_region: str = "US"
     quarantine_warn_rate: float = 0.05
+    max_amount: float = 1e9
+    duplicate_id_horizon_days: int = 400
     crm_chunk_size: int = 50_000
     hub_max_customer_ids: int = 3
     identity_refuse_shared: bool = True

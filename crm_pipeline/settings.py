@@ -97,6 +97,12 @@ class Settings:
     schedule_hour: int = 2
     # quarantine share of a source's rows above which the ingestion check warns
     quarantine_warn_rate: float = 0.05
+    # the largest plausible amount of one row (order, refund, cost line, CRM deal or term) in the reporting
+    # currency: far above any real single sale or cost line, far below where sums of a day lose their cents
+    max_amount: float = 1e9
+    # how many days an order_id / refund_id is remembered after its first delivery, so that a different
+    # version delivered on a later day is quarantined instead of counted twice (> the 365-day windows)
+    duplicate_id_horizon_days: int = 400
     # rows per chunk when streaming CRM tables
     crm_chunk_size: int = 50_000
     # identity: an identifier co-occurring with more customer_ids than this is a hub and links nothing
@@ -163,6 +169,8 @@ class Settings:
             phone_region=(get("CRM_PHONE_REGION") or "US").strip().upper(),
             schedule_hour=int(get("CRM_SCHEDULE_HOUR") or 2),
             quarantine_warn_rate=float(get("CRM_QUARANTINE_WARN_RATE") or 0.05),
+            max_amount=float(get("CRM_MAX_AMOUNT") or 1e9),
+            duplicate_id_horizon_days=int(get("CRM_DUPLICATE_ID_HORIZON_DAYS") or 400),
             crm_chunk_size=int(get("CRM_CHUNK_SIZE") or 50_000),
             hub_max_customer_ids=int(get("CRM_HUB_MAX_CUSTOMER_IDS") or 3),
             identity_refuse_shared=_flag(get("CRM_IDENTITY_REFUSE_SHARED"), True),
@@ -210,6 +218,10 @@ class Settings:
             raise ValueError(f"CRM_REPORTING_CURRENCY must be an ISO 4217 code, got {self.reporting_currency!r}")
         if self.crm_chunk_size < 1:
             raise ValueError("CRM_CHUNK_SIZE must be positive")
+        if not 0 < self.max_amount < float("inf"):
+            raise ValueError(f"CRM_MAX_AMOUNT must be a positive finite number, got {self.max_amount}")
+        if self.duplicate_id_horizon_days < 1:
+            raise ValueError("CRM_DUPLICATE_ID_HORIZON_DAYS must be at least 1")
         if self.hub_max_customer_ids < 1:
             raise ValueError("CRM_HUB_MAX_CUSTOMER_IDS must be at least 1")
         if not 0 < self.fuzzy_match_threshold < 1:

@@ -192,6 +192,28 @@ def test_rates_are_positive():
     assert not checks.rates_are_positive(KEY, pd.DataFrame({"rate_to_reporting": [1.1, 0.0]})).passed
 
 
+def test_amounts_are_within_range_passes_on_bounded_amounts():
+    frame = pd.DataFrame({"net_revenue": [0.0, 12.5, 1e9], "cost_of_goods": [None, 3.0, None]})  # a missing cogs
+    result = checks.amounts_are_within_range(KEY, frame, ["net_revenue", "cost_of_goods"], 1e9)
+    assert result.passed and result.metadata["rows_out_of_range"].value == 0
+
+
+@pytest.mark.parametrize(
+    ("net_revenue", "column_counts"),
+    [
+        ([1.0, float("inf")], {"net_revenue": 1}),  # defect: an overflow
+        ([1.0, 1e9 + 1], {"net_revenue": 1}),  # defect: above the bound
+        ([-0.5, 2.0], {"net_revenue": 1}),  # defect: negative
+    ],
+)
+def test_amounts_are_within_range_fails_outside_0_and_the_bound(net_revenue, column_counts):
+    frame = pd.DataFrame({"net_revenue": net_revenue, "cost_of_goods": [1.0, 2e9]})  # defect: cogs 2e9 too
+    result = checks.amounts_are_within_range(KEY, frame, ["net_revenue", "cost_of_goods"], 1e9)
+    assert not result.passed
+    assert result.metadata["out_of_range_by_column"].value == {**column_counts, "cost_of_goods": 1}
+    assert result.metadata["rows_out_of_range"].value == (2 if net_revenue[0] < 0 else 1)
+
+
 def test_every_check_of_the_day_passed_warns():
     ok = checks.every_check_of_the_day_passed(KEY, {"passed": 3, "warned": 1, "failed": 0, "not_evaluated": 0}, [])
     assert ok.passed

@@ -50,6 +50,9 @@ def test_environment_overrides(tmp_path):
         ({"CRM_SCHEDULE_HOUR": "25"}, ValueError),
         ({"CRM_REPORTING_CURRENCY": "DOLLAR"}, ValueError),
         ({"CRM_START_DATE": "01/10/2026"}, ValueError),
+        ({"CRM_MAX_AMOUNT": "0"}, ValueError),
+        ({"CRM_MAX_AMOUNT": "inf"}, ValueError),
+        ({"CRM_DUPLICATE_ID_HORIZON_DAYS": "0"}, ValueError),
     ],
 )
 def test_invalid_settings_fail_clearly(tmp_path, env, error):
@@ -63,7 +66,8 @@ def test_the_settings_resource_round_trips_every_run_time_setting(tmp_path, monk
     env = {"CRM_TIMEZONE": "Asia/Tokyo", "CRM_PII_KEY": "k", "CRM_SITE_HOSTS": "a.example,b.example",
            "CRM_IDENTITY_MAX_CUSTOMER_IDS": "email=1", "CRM_PLACEHOLDER_PHONES": "555",
            "CRM_IDENTITY_REFUSE_SHARED": "false", "CRM_GROUND_TRUTH_ROOT": "truth",
-           "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "CRM_START_DATE": "2026-01-31",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "CRM_START_DATE": "2026-01-31", "CRM_MAX_AMOUNT": "5e10",
+           "CRM_DUPLICATE_ID_HORIZON_DAYS": "730",
            "CRM_DATABASE_URL": "postgresql+psycopg://crm:pw@db/crm", "CRM_ALLOW_DEVELOPMENT_PII_KEY": "true"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -74,6 +78,7 @@ def test_the_settings_resource_round_trips_every_run_time_setting(tmp_path, monk
     assert resource.process_config_and_initialize().get() == settings
     assert not settings.identity_refuse_shared and settings.identity_max_customer_ids == {"email": 1}
     assert settings.allow_development_pii_key
+    assert settings.max_amount == 5e10 and settings.duplicate_id_horizon_days == 730
 
 
 def test_the_settings_resource_declares_every_run_time_setting():

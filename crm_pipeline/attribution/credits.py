@@ -1,6 +1,7 @@
 """Order attribution: every order of the day gets credits per model and channel that sum to 1, so attributed
 revenue reconciles exactly to net revenue. Dagster-free."""
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -92,5 +93,7 @@ def channel_roas(attribution: pd.DataFrame, costs: pd.DataFrame, models: tuple[s
     grid = pd.MultiIndex.from_product([list(models), channels], names=["model", "channel"])
     out = pd.DataFrame({"attributed_revenue": revenue.reindex(grid, fill_value=0.0)}).reset_index()
     out["cost"] = out["channel"].map(cost).fillna(0.0).astype(float)
-    out["roas"] = (out["attributed_revenue"] / out["cost"]).where(out["cost"] > 0)
+    roas = out["attributed_revenue"] / out["cost"]
+    # null without cost, and when too large for a float (a cost line of 1e-307 is >= 0 and accepted)
+    out["roas"] = roas.where((out["cost"] > 0) & np.isfinite(roas))
     return out[list(CHANNEL_ROAS_SCHEMA.names)]

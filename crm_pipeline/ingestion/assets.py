@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_pipeline import checks
-from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS, LANDING_SOURCES
+from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS, LANDING_SOURCES, SEEN_ID_SOURCES
 from crm_pipeline.ingestion.crm import (
     CRM_SCHEMAS,
     CRM_TABLES,
@@ -21,9 +21,17 @@ from crm_pipeline.ingestion.crm import (
     merge_snapshot,
     split_customer_profiles,
 )
-from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA, ingest_landing_day, update_fx_latest
+from crm_pipeline.ingestion.landing import (
+    FX_LATEST_SCHEMA,
+    fx_state_before,
+    ingest_landing_day,
+    seen_ids_before,
+    seen_ids_schema,
+    update_fx_latest,
+    update_seen_ids,
+)
 from crm_pipeline.ingestion.late import landing_listing
-from crm_pipeline.ingestion.layout import landing_root_exists, list_landing_days
+from crm_pipeline.ingestion.layout import landing_root_exists
 from crm_pipeline.ingestion.result import QUARANTINE_SCHEMA, IngestResult
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
@@ -46,6 +54,19 @@ LANDING_PRIMARY_KEYS: dict[str, Sequence[str]] = {
 }
 # key columns that may be null (a cost line without channel or campaign)
 NULLABLE_KEY_COLUMNS: Sequence[str] = ("channel", "campaign_id")
+
+# the amounts of the clean rows in the reporting currency, bounded by CRM_MAX_AMOUNT
+LANDING_AMOUNTS: dict[str, Sequence[str]] = {
+    "orders": ("gross_revenue", "discount_amount", "net_revenue", "cost_of_goods"),
+    "refunds": ("amount",),
+    "costs": ("amount",),
+}
+
+# the ids state of each money source (contract.SEEN_ID_SOURCES)
+SEEN_IDS_KEYS: dict[str, dg.AssetKey] = {
+    "orders": dg.AssetKey(["ingest", "order_ids"]),
+    "refunds": dg.AssetKey(["ingest", "refund_ids"]),
+}
 
 CRM_PRIMARY_KEYS: dict[str, str] = {
     "customers": "customer_id",
@@ -89,7 +110,7 @@ def quarantine_key(source: str) -> dg.AssetKey:
 
 
 def _ingest_checks(key: dg.AssetKey, source: str, pk: Sequence[str], partitions: dg.PartitionsDefinition,
-                   *, files: bool) -> list[dg.AssetCheckSpec]:
+                   *, files: bool, amounts: Sequence[str] = ()) -> list[dg.AssetCheckSpec]:
     specs = [
         dg.AssetCheckSpec(checks.primary_key_check_name(QUARANTINE_PK), asset=quarantine_key(source), blocking=True,
                           partitions_def=partitions, description="one entry per rejected row (or whole file)"),
@@ -112,11 +133,15 @@ def _ingest_checks(key: dg.AssetKey, source: str, pk: Sequence[str], partitions:
         specs.append(dg.AssetCheckSpec("crm_table_not_emptied", asset=key, blocking=True, partitions_def=partitions,
                                        description="fails when the table is empty or missing while the previous "
                                                    "snapshot had rows"))
+    if amounts:
+        specs.append(dg.AssetCheckSpec(checks.AMOUNTS_CHECK, asset=key, blocking=True, partitions_def=partitions,
+                                       description=f"{', '.join(amounts)}: finite, >= 0 and at most CRM_MAX_AMOUNT"))
     return specs
 
 
 def _emit_checks(key: dg.AssetKey, source: str, table: pa.Table, quarantine: pa.Table, schema: pa.Schema,
-                 pk: Sequence[str], result: IngestResult, settings: Settings, *, files: bool):
+                 pk: Sequence[str], result: IngestResult, settings: Settings, *, files: bool,
+                 amounts: Sequence[str] = ()):
     yield checks.primary_key_is_unique(quarantine_key(source), quarantine.select(QUARANTINE_PK).to_pandas(),
                                        QUARANTINE_PK, nullable=["row_number"])
     yield checks.schema_is_declared(quarantine_key(source), quarantine, QUARANTINE_SCHEMA)
@@ -127,6 +152,8 @@ def _emit_checks(key: dg.AssetKey, source: str, table: pa.Table, quarantine: pa.
     yield checks.quarantine_rate_below_threshold(key, result, settings.quarantine_warn_rate)
     if files:
         yield checks.no_unparsable_files(key, result)
+    if amounts:
+        yield checks.amounts_are_within_range(key, result.clean, amounts, settings.max_amount)
 
 
 def _only_selected(context: dg.AssetExecutionContext, events: Iterator[dg.Output | dg.AssetCheckResult]):
@@ -171,72 +198,127 @@ def _quarantine_out(source: str) -> dg.AssetOut:
     )
 
 
+def _seen_ids_out(source: str) -> dg.AssetOut:
+    schema = seen_ids_schema(source)
+    column = schema.names[0]
+    return _out(
+        key=SEEN_IDS_KEYS[source],
+        description=(
+            f"One row per {column} delivered clean on one of the last CRM_DUPLICATE_ID_HORIZON_DAYS days up to D "
+            f"(default 400), with the day of its first clean delivery. A state: D = D-1 + the new ids of "
+            f"ingest/{source} of D - the ids first seen before the horizon. Ingestion of D checks its ids against "
+            f"D-1's, so a {column} delivered again on a later day (another version: at least its timestamp "
+            f"differs) is quarantined as duplicate_id_conflict instead of counted twice."
+        ),
+        metadata={"dagster/column_schema": column_schema(schema), "primary_key": [column]},
+    )
+
+
+def _seen_ids_checks(source: str, partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    key = SEEN_IDS_KEYS[source]
+    column = seen_ids_schema(source).names[0]
+    return [dg.AssetCheckSpec(checks.primary_key_check_name([column]), asset=key, blocking=True,
+                              partitions_def=partitions, description=f"{column} is never null and never repeated"),
+            checks.schema_spec(key, partitions)]
+
+
 def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    """`ingest/<source>` + `quarantine/<source>` for a landing-zone source."""
+    """`ingest/<source>` + `quarantine/<source>` for a landing-zone source, + its ids state for orders and
+    refunds (`ingest/order_ids`, `ingest/refund_ids`: self-dependent, the state of D-1 is an input)."""
     key = dg.AssetKey(["ingest", source])
     schema = CLEAN_SCHEMAS[source]
     pk = LANDING_PRIMARY_KEYS[source]
+    amounts = LANDING_AMOUNTS.get(source, ())
+    remembers_ids = source in SEEN_ID_SOURCES
     description = (
         f"{LANDING_DESCRIPTIONS[source]} in the reporting timezone. Read from the landing folders D-1, D and D+1 "
         "(parquet, csv, jsonl, json.gz, csv.gz), validated against the input contract, normalised (UTC, "
         "channel taxonomy, E.164, lower-cased emails), emails/phones pseudonymised, exact re-deliveries dropped, "
         "bad rows quarantined with a reason."
     )
+    if remembers_ids:
+        description += " An id already delivered on an earlier day is quarantined (duplicate_id_conflict)."
     outs = {
         "clean": _out(key=key, description=description,
                       metadata={"dagster/column_schema": column_schema(schema), "primary_key": list(pk)}),
         "quarantine": _quarantine_out(source),
     }
     ins = {"fx_latest": dg.AssetIn(key=FX_LATEST_KEY)} if source in SOURCES_NEEDING_FX else {}
+    check_specs = _ingest_checks(key, source, pk, partitions, files=True, amounts=amounts)
+    if remembers_ids:
+        outs["ids"] = _seen_ids_out(source)
+        # the ids of D-1 decide which rows of D are clean: every output depends on them
+        ins["previous_ids"] = dg.AssetIn(key=SEEN_IDS_KEYS[source], partition_mapping=PREVIOUS_DAY)
+        check_specs += _seen_ids_checks(source, partitions)
 
-    def run(context: dg.AssetExecutionContext, settings: Settings, fx_latest: pd.DataFrame | None):
+    def run(context: dg.AssetExecutionContext, settings: Settings, fx_latest: pd.DataFrame | None,
+            previous_ids: pd.DataFrame | None):
+        day = partition_day(context)
         # listed before reading: a file arriving meanwhile is read but unrecorded, so it triggers a harmless
         # re-run instead of being recorded unread (the late-data sensor compares with this listing)
-        listing = landing_listing(source, partition_day(context), settings)
+        listing = landing_listing(source, day, settings)
         root_exists = landing_root_exists(settings)
-        result = ingest_landing_day(source, partition_day(context), settings, fx_latest=fx_latest)
+        bootstrapped = remembers_ids and previous_ids is None and day > settings.start_date
+        if bootstrapped:
+            previous_ids = seen_ids_before(source, day, settings)
+        result = ingest_landing_day(source, day, settings, fx_latest=fx_latest,
+                                    seen_ids=previous_ids if remembers_ids else None)
+        if remembers_ids:  # first: Dagster wants a multi-asset's outputs in dependency order
+            yield from _seen_ids_events(source, previous_ids, result, day, settings, bootstrapped)
         table = arrow_table(result.clean, schema)
         metadata = {**_count_metadata(source, result), "landing_files": dg.MetadataValue.json(listing)}
         yield dg.Output(table, output_name="clean", metadata=metadata)
         quarantine = arrow_table(result.quarantine, QUARANTINE_SCHEMA)
         yield dg.Output(quarantine, output_name="quarantine",
                         metadata={"by_reason": dg.MetadataValue.json(result.quarantine_by_reason())})
-        yield from _emit_checks(key, source, table, quarantine, schema, pk, result, settings, files=True)
+        yield from _emit_checks(key, source, table, quarantine, schema, pk, result, settings, files=True,
+                                amounts=amounts)
         yield checks.landing_root_exists(key, settings.landing_root, root_exists)
         if result.unparsable_files:
             context.log.error(f"{source} {context.partition_key}: unparsable files quarantined: "
                               + ", ".join(f.path for f in result.unparsable_files))
 
     decorator = dg.multi_asset(
-        name=f"ingest_{source}", outs=outs, ins=ins, partitions_def=partitions,
-        check_specs=_ingest_checks(key, source, pk, partitions, files=True), can_subset=True,
+        name=f"ingest_{source}", outs=outs, ins=ins, partitions_def=partitions, check_specs=check_specs,
+        can_subset=True,
     )
+    if remembers_ids:
+        def with_fx_and_ids(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
+                            fx_latest: pd.DataFrame, previous_ids: pd.DataFrame | None):
+            yield from _only_selected(context, run(context, settings.get(), fx_latest, previous_ids))
+
+        return decorator(with_fx_and_ids)
     if ins:
         def with_fx(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, fx_latest: pd.DataFrame):
-            yield from _only_selected(context, run(context, settings.get(), fx_latest))
+            yield from _only_selected(context, run(context, settings.get(), fx_latest, None))
 
         return decorator(with_fx)
 
     def without_fx(context: dg.AssetExecutionContext, settings: PipelineSettingsResource):
-        yield from _only_selected(context, run(context, settings.get(), None))
+        yield from _only_selected(context, run(context, settings.get(), None, None))
 
     return decorator(without_fx)
+
+
+def _seen_ids_events(source: str, previous: pd.DataFrame | None, result: IngestResult, day: dt.date,
+                     settings: Settings, bootstrapped: bool):
+    key = SEEN_IDS_KEYS[source]
+    schema = seen_ids_schema(source)
+    state = update_seen_ids(previous, source, result.clean, day, settings.duplicate_id_horizon_days)
+    table = arrow_table(state, schema)
+    yield dg.Output(table, output_name="ids", metadata={
+        "ids": len(state), "ids_added": result.rows_clean, "horizon_days": settings.duplicate_id_horizon_days,
+        "oldest_first_seen": str(state[schema.names[1]].min().date()) if len(state) else "-",
+        # the state of D-1 was missing (a backfill starting late): folded from the landing zone instead
+        "bootstrapped": bootstrapped})
+    yield checks.primary_key_is_unique(key, state, schema.names[:1])
+    yield checks.schema_is_declared(key, table, schema)
 
 
 def extraction_key(table: str) -> dg.AssetKey:
     """The asset whose materialisations carry the extraction counts of a CRM table (customers: the full
     snapshot, restricted/customer_profiles; ingest/crm_customers is its projection)."""
     return PROFILES_KEY if table == "customers" else dg.AssetKey(["ingest", f"crm_{table}"])
-
-
-def _bootstrap_fx(settings: Settings, day: dt.date) -> pd.DataFrame | None:
-    """The fx state before `day` when no earlier partition exists (a backfill starting late): fold every
-    earlier landing day from CRM_START_DATE, so 'the latest earlier rate' never depends on what was run."""
-    state: pd.DataFrame | None = None
-    for d in list_landing_days("fx_rates", settings):
-        if settings.start_date <= d < day:
-            state = update_fx_latest(state, ingest_landing_day("fx_rates", d, settings).clean)
-    return state
 
 
 def fx_rates_latest_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
@@ -264,7 +346,9 @@ def fx_rates_latest_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
         s = settings.get()
         day = partition_day(context)
         if previous is None and day > s.start_date:
-            previous = _bootstrap_fx(s, day)
+            # no earlier partition (a backfill starting late): 'the latest earlier rate' must not depend on
+            # what was run, so the state is folded from the landing zone
+            previous = fx_state_before(day, s)
         state = update_fx_latest(previous, fx_rates)
         table = arrow_table(state, FX_LATEST_SCHEMA)
         yield dg.Output(table, metadata={"currencies": ", ".join(state["currency"].astype(str)) or "-"})

@@ -76,9 +76,21 @@ VALIDATION_ORDER: tuple[str, ...] = (
     "invalid_value",
     "folder_day_mismatch",
     "missing_fx_rate",
+    "amount_out_of_range",  # last: an amount is judged in the reporting currency, so it needs the row's rate
 )
 # After validation, among the rows that passed it; exact re-deliveries are dropped before validation.
 CONFLICT_REASON = "duplicate_id_conflict"
+
+# Plausible fx rates (reporting-currency units per unit). Between any two ISO 4217 currencies, metals included,
+# rates span about 2.5e-10 (troy ounces of gold per Iranian rial) to 4e9 (rials per ounce); these bounds leave
+# a 250-fold margin. A rate outside them is a unit error, and it would turn a normal amount into ~0 or into an overflow.
+FX_RATE_RANGE: tuple[float, float] = (1e-12, 1e12)
+
+# Money sources whose ids are remembered across days (`ingest/<order|refund>_ids`): a clean row whose id was
+# delivered on an earlier day is a conflict, since counting it again would count its money twice. Events are
+# left out (millions of ids a day, and a repeated event moves a count by one, not revenue), costs have no id,
+# and an fx rate's id holds its date, so it cannot fall on two days.
+SEEN_ID_SOURCES: tuple[str, ...] = ("orders", "refunds")
 
 
 # Closed vocabularies whose clean value is case-folded: spelling `Email` or `usd` changes nothing, so exact

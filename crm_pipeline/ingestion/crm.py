@@ -74,6 +74,7 @@ from crm_pipeline.ingestion.normalise import (
     is_missing,
     normalise_email,
     normalise_phone,
+    overflows,
     parse_date,
     parse_number,
     parse_utc,
@@ -241,6 +242,7 @@ VALIDATION_ORDER: tuple[str, ...] = (
     "unparsable_timestamp",  # any lifecycle timestamp (incl. updated_at) present but unparsable
     "unparsable_number",  # amount, score, contact_count present but not a (whole, for counts) number
     "negative_amount",  # opportunity / term amount < 0
+    "amount_out_of_range",  # opportunity / term amount above CRM_MAX_AMOUNT (or too large for a float)
     "unknown_survey_type",  # survey_type not nps, csat, ces
     "score_out_of_range",  # not a whole number within the survey's scale
     "contact_count_below_1",
@@ -608,7 +610,9 @@ def _validate_and_type(
     numbers = [f.name for f in schema if pa.types.is_floating(f.type) or pa.types.is_integer(f.type)]
     for col in numbers:
         number = parse_number(raw[col])
-        number = number.where(np.isfinite(number))
+        # an amount too large for a float (1e400) is a number, out of range below, not an unparsable one
+        too_large = overflows(raw[col], number) if col in spec.non_negative else False
+        number = number.where(np.isfinite(number) | too_large)
         integral = pa.types.is_integer(schema.field(col).type)
         bad = ~is_missing(raw[col]) & number.isna()
         if integral:
@@ -622,6 +626,9 @@ def _validate_and_type(
 
     for col in spec.non_negative:
         checks.flag(typed[col] < 0, "negative_amount", f"{col} is negative: " + _quoted(raw[col]))
+    for col in spec.non_negative:
+        checks.flag(typed[col] > settings.max_amount, "amount_out_of_range",
+                    f"{col} is above CRM_MAX_AMOUNT={settings.max_amount:g}: " + _quoted(raw[col]))
 
     if table == "survey_responses":
         survey_type = clean_text(raw["survey_type"]).str.lower()

@@ -13,9 +13,11 @@ to D, and turns them into clean rows, quarantined rows and counts that reconcile
 3. Validation: a row failing a check is quarantined with the first failing reason of
    `contract.VALIDATION_ORDER` (missing_required_field, no_identifier, unparsable_timestamp,
    unparsable_number, negative_amount, unknown_event_type, unknown_currency, invalid_value,
-   folder_day_mismatch, missing_fx_rate).
+   folder_day_mismatch, missing_fx_rate, amount_out_of_range).
 4. Among the rows that passed, a repeated id (event_id, order_id, refund_id; rate_date + currency for fx)
-   with different content keeps the first and quarantines the later ones as `duplicate_id_conflict`.
+   with different content keeps the first and quarantines the later ones as `duplicate_id_conflict`; so is
+   an order_id / refund_id already delivered on an earlier day (`seen_ids`, the state `update_seen_ids`
+   keeps day after day), so that its money is never counted on two days.
 5. The rest is normalised (UTC, channels, device types, E.164, keyed email/phone hashes, reporting
    currency) into exactly `CLEAN_SCHEMAS[source]`, sorted by id.
 
@@ -32,6 +34,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_pipeline.ingestion.contract import (
     BOUNCE_TYPES,
@@ -45,13 +48,16 @@ from crm_pipeline.ingestion.contract import (
     DEFAULT_SALE_TYPE,
     DEVICE_TYPES,
     EVENT_TYPES,
+    FX_RATE_RANGE,
     INTERACTION_KINDS,
     ISO_4217,
     OBJECTIVES,
     SALE_TYPES,
+    SEEN_ID_SOURCES,
     VALIDATION_ORDER,
     LandingContract,
 )
+from crm_pipeline.ingestion.layout import list_landing_days
 from crm_pipeline.ingestion.normalise import (
     canonical_channel,
     channel_group,
@@ -60,6 +66,7 @@ from crm_pipeline.ingestion.normalise import (
     local_day,
     normalise_email,
     normalise_phone,
+    overflows,
     parse_date,
     parse_number,
     parse_utc,
@@ -67,6 +74,7 @@ from crm_pipeline.ingestion.normalise import (
 )
 from crm_pipeline.ingestion.readers import TEXT_DTYPE, iter_landing_files, text_frame
 from crm_pipeline.ingestion.result import QUARANTINE_SCHEMA, IngestResult, UnparsableFile, records_as_json
+from crm_pipeline.metadata import string_array
 from crm_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +87,15 @@ FX_LATEST_SCHEMA = pa.schema(
         pa.field("rate_to_reporting", pa.float64()),
     ]
 )
+
+FIRST_SEEN = "first_seen_date"
+
+
+def seen_ids_schema(source: str) -> pa.Schema:
+    """The state `update_seen_ids` keeps for a money source (contract.SEEN_ID_SOURCES): one row per id of a
+    clean row, with the assigned day of its first clean delivery."""
+    column = CONTRACTS[source].id_columns[0]
+    return pa.schema([pa.field(column, pa.string(), nullable=False), pa.field(FIRST_SEEN, pa.date32(), nullable=False)])
 
 # bookkeeping columns carried beside the delivered ones (never part of a record or of clean output)
 _FILE = "__file_index"
@@ -95,16 +112,22 @@ _ONE_DAY = np.timedelta64(1, "D")
 
 
 def ingest_landing_day(
-    source: str, day: dt.date, settings: Settings, fx_latest: pd.DataFrame | None = None
+    source: str, day: dt.date, settings: Settings, fx_latest: pd.DataFrame | None = None,
+    seen_ids: pd.DataFrame | None = None,
 ) -> IngestResult:
     """Clean rows, quarantine and counts of landing source `source` for assigned day `day`.
 
     `fx_latest` (columns of `FX_LATEST_SCHEMA`) is the latest rate per currency on or before `day`; it is
     needed by orders, refunds and costs unless every amount is in the reporting currency, and unused by the
-    fx_rates source itself. Never raises for bad input: bad rows and unparsable files are quarantined.
+    fx_rates source itself. `seen_ids` (orders and refunds: `seen_ids_schema`, the state of the day before) are
+    the ids first delivered on earlier days: a row that passed but whose id is among them is quarantined as
+    `duplicate_id_conflict`, so an order is never counted on two days. Never raises for bad input: bad rows and
+    unparsable files are quarantined.
     """
     if source not in CONTRACTS:
         raise ValueError(f"unknown landing source {source!r}; expected one of {sorted(CONTRACTS)}")
+    if seen_ids is not None and source not in SEEN_ID_SOURCES:
+        raise ValueError(f"{source} keeps no ids across days (only {', '.join(SEEN_ID_SOURCES)})")
     contract = CONTRACTS[source]
     raw, files, unparsable, files_read = _read_assigned(contract, day, settings)
     rows_in = len(raw)
@@ -124,10 +147,16 @@ def ingest_landing_day(
     if ids is not None and passed.any():
         conflict[passed] = ids[passed].duplicated(keep="first").to_numpy()
     good = passed & ~conflict
+    first_seen = _first_seen(contract, checks, good, seen_ids)
+    # the same id on an earlier day: at least its timestamp differs (a clean row's timestamp is on its day),
+    # so it is another version, never an exact re-delivery
+    repeated = good & first_seen.notna().to_numpy()
+    good &= ~repeated
 
     source_files = pd.Series(files, dtype=TEXT_DTYPE)
     clean = _clean_frame(contract, checks, good, source_files)
-    quarantine = _quarantine(contract, checks, reason_code, conflict, ids, source_files, unparsable)
+    quarantine = _quarantine(contract, checks, reason_code, conflict, ids, source_files, unparsable,
+                             repeated, first_seen)
     result = IngestResult(
         clean=clean, quarantine=quarantine, rows_in=rows_in, rows_duplicate=rows_duplicate,
         files_read=files_read, unparsable_files=unparsable,
@@ -150,6 +179,72 @@ def update_fx_latest(prev: pd.DataFrame | None, day_rates: pd.DataFrame) -> pd.D
     combined = combined.sort_values(["currency", "rate_date"], kind="mergesort")
     latest = combined.drop_duplicates("currency", keep="last")
     return latest.sort_values("currency", kind="mergesort").reset_index(drop=True)
+
+
+def update_seen_ids(prev: pd.DataFrame | None, source: str, day_clean: pd.DataFrame, day: dt.date,
+                    horizon_days: int) -> pd.DataFrame:
+    """The ids state of `day`: the state of the day before, without the ids first seen `horizon_days` or more
+    days before `day`, followed by the ids of the day's clean rows (first seen on `day`) in id order.
+
+    So the state is ordered by first_seen_date, then id, and each day only appends: no day re-sorts a year of
+    ids. The day's clean ids are new by construction (`ingest_landing_day` quarantines the others); should one
+    be in `prev` anyway, its earlier day is kept. Arrow columns throughout: a year of ids is millions of rows.
+    """
+    column = seen_ids_schema(source).names[0]
+    oldest = np.datetime64((day - dt.timedelta(days=horizon_days - 1)).isoformat(), "s")
+    today = string_array(day_clean[column])
+    kept_ids, kept_days = pa.array([], pa.string()), np.array([], dtype="datetime64[s]")
+    if prev is not None and len(prev):
+        first = pd.to_datetime(prev[FIRST_SEEN]).to_numpy().astype("datetime64[s]")
+        recent = first >= oldest
+        kept_ids, kept_days = string_array(prev[column]).filter(pa.array(recent)), first[recent]
+        # the few ids of the day already kept: probe the state against the day's ids, not the other way round
+        again = kept_ids.filter(pc.is_in(kept_ids, value_set=today))
+        if len(again):
+            today = today.filter(pc.invert(pc.is_in(today, value_set=again)))
+    today = pc.take(today, pc.sort_indices(today))
+    ids = pa.concat_arrays([kept_ids, today])
+    days = np.concatenate([kept_days, np.full(len(today), np.datetime64(day.isoformat(), "s"))])
+    return pd.DataFrame({column: pd.Series(ids.to_pandas(types_mapper=pd.ArrowDtype), dtype="string"),
+                         FIRST_SEEN: days.astype("datetime64[s]")})
+
+
+def fx_state_before(day: dt.date, settings: Settings) -> pd.DataFrame | None:
+    """What ingest/fx_rates_latest of the day before `day` holds, folded from the landing zone (every fx day
+    from CRM_START_DATE), for a run that has no such partition (a backfill starting late)."""
+    state: pd.DataFrame | None = None
+    for d in _landing_days("fx_rates", settings, settings.start_date, day - dt.timedelta(days=1)):
+        state = update_fx_latest(state, ingest_landing_day("fx_rates", d, settings).clean)
+    return state
+
+
+def seen_ids_before(source: str, day: dt.date, settings: Settings) -> pd.DataFrame:
+    """The ids state of the day before `day`, folded from the landing zone, for a run that has no such partition
+    (a backfill starting late): the days of the horizon are ingested in order, each against the ids and the fx
+    rates of the days before it, as the daily runs do. The fold starts at the horizon, so a late start costs
+    at most CRM_DUPLICATE_ID_HORIZON_DAYS days of reading; an id first seen before the horizon and delivered
+    again inside it counts as first seen there (the daily runs would have quarantined that second delivery)."""
+    horizon = settings.duplicate_id_horizon_days
+    first, last = max(settings.start_date, day - dt.timedelta(days=horizon)), day - dt.timedelta(days=1)
+    fx = fx_state_before(first, settings)
+    fx_days = set(_landing_days("fx_rates", settings, first, last))
+    source_days = set(_landing_days(source, settings, first, last))
+    column = CONTRACTS[source].id_columns[0]
+    state = update_seen_ids(None, source, pd.DataFrame({column: pd.Series([], dtype="string")}), last, horizon)
+    for d in sorted(fx_days | source_days):
+        if d in fx_days:
+            fx = update_fx_latest(fx, ingest_landing_day("fx_rates", d, settings).clean)
+        if d in source_days:
+            result = ingest_landing_day(source, d, settings, fx_latest=fx, seen_ids=state)
+            state = update_seen_ids(state, source, result.clean, d, horizon)
+    return state
+
+
+def _landing_days(source: str, settings: Settings, first: dt.date, last: dt.date) -> list[dt.date]:
+    """The assigned days in first..last that can hold rows of `source`: a folder exists at the day or beside it."""
+    folders = list_landing_days(source, settings)
+    days = {f + dt.timedelta(days=k) for f in folders for k in (-1, 0, 1)}
+    return sorted(d for d in days if first <= d <= last)
 
 
 def _fx_state(frame: pd.DataFrame | None) -> pd.DataFrame:
@@ -365,9 +460,11 @@ class _Checks:
         return (self.norm[self.contract.day_column].notna() & self.value.isna()).to_numpy()
 
     def _number_bad(self, column: str) -> np.ndarray:
-        """Present but not a finite number (`abc`, `1,5`, `inf`, `nan`)."""
+        """Present but not a number (`abc`, `1,5`, `inf`, `nan`). A number too large for a float (`1e400`) is a
+        number, and out of range (amount_out_of_range)."""
         present = self.norm[column].notna().to_numpy()
-        return present & ~np.isfinite(self.numbers[column].to_numpy(dtype="float64"))
+        number = self.numbers[column]
+        return present & ~np.isfinite(number.to_numpy(dtype="float64")) & ~overflows(self.norm[column], number)
 
     def _check_unparsable_number(self) -> np.ndarray | None:
         if not self.contract.numbers:
@@ -419,6 +516,30 @@ class _Checks:
             return None
         out = np.zeros(len(self.norm), dtype=bool)
         for mask in invalid.values():
+            out |= mask
+        return out
+
+    def converted(self, column: str) -> pd.Series:
+        """An amount column in the reporting currency (NaN where the row has no rate)."""
+        assert self.fx_rate is not None
+        return self.numbers[column] * self.fx_rate
+
+    def _out_of_range(self) -> dict[str, np.ndarray]:
+        """Per column: an amount above CRM_MAX_AMOUNT in the reporting currency (an overflow included), or an fx
+        rate outside FX_RATE_RANGE. Bounded amounts keep every sum, refund share and ratio downstream finite."""
+        if self.contract.source == "fx_rates":
+            rate = self.numbers["rate_to_reporting"]
+            low, high = FX_RATE_RANGE
+            return {"rate_to_reporting": ((rate < low) | (rate > high)).to_numpy()}
+        return {column: (self.converted(column) > self.settings.max_amount).to_numpy()
+                for column in self.contract.amounts}
+
+    def _check_amount_out_of_range(self) -> np.ndarray | None:
+        flags = self._out_of_range()
+        if not flags:
+            return None
+        out = np.zeros(len(self.norm), dtype=bool)
+        for mask in flags.values():
             out |= mask
         return out
 
@@ -483,6 +604,14 @@ class _Checks:
             assert self.currency is not None
             return ("no " + self.currency.iloc[rows] + " rate on or before "
                     + self.day.isoformat() + f" (reporting currency {self.settings.reporting_currency})")
+        if reason == "amount_out_of_range":
+            flags = self._out_of_range()
+            if c.source == "fx_rates":
+                low, high = FX_RATE_RANGE
+                return first_of(flags, {"rate_to_reporting": shown("rate_to_reporting") + f" outside {low:g}..{high:g}"})
+            limit = f" {self.settings.reporting_currency}, above CRM_MAX_AMOUNT={self.settings.max_amount:g}"
+            return first_of(flags, {col: shown(col) + " is " + self.converted(col).iloc[rows].astype("string") + limit
+                                    for col in flags})
         raise ValueError(reason)
 
 
@@ -614,7 +743,8 @@ def _conform(frame: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
 
 
 def _quarantine(contract: LandingContract, checks: _Checks, reason_code: np.ndarray, conflict: np.ndarray,
-                ids: pd.DataFrame | None, source_files: pd.Series, unparsable: list[UnparsableFile]) -> pd.DataFrame:
+                ids: pd.DataFrame | None, source_files: pd.Series, unparsable: list[UnparsableFile],
+                repeated: np.ndarray, first_seen: pd.Series) -> pd.DataFrame:
     parts: list[pd.DataFrame] = []
     raw = checks.raw
     record_columns = [*contract.columns, *(c for c in raw.columns if c not in contract.columns and c not in _META)]
@@ -644,6 +774,13 @@ def _quarantine(contract: LandingContract, checks: _Checks, reason_code: np.ndar
         assert ids is not None
         parts.append(part(rows, CONFLICT_REASON, _conflict_detail(checks, ids, reason_code == 0, rows, source_files)))
 
+    rows = np.flatnonzero(repeated)
+    if len(rows):
+        column = contract.id_columns[0]
+        first = first_seen.iloc[rows].dt.strftime("%Y-%m-%d").astype("string")
+        parts.append(part(rows, CONFLICT_REASON, f"{column} first delivered on " + first
+                          + f" (its {contract.day_column} on that day): the first delivery is kept"))
+
     if unparsable:
         parts.append(pd.DataFrame({
             "source_file": [f.path for f in unparsable],
@@ -661,6 +798,29 @@ def _quarantine(contract: LandingContract, checks: _Checks, reason_code: np.ndar
     })
     frame = frame.sort_values(["source_file", "row_number", "reason"], kind="mergesort", na_position="first")
     return frame[QUARANTINE_SCHEMA.names].reset_index(drop=True)
+
+
+def _first_seen(contract: LandingContract, checks: _Checks, good: np.ndarray,
+                seen_ids: pd.DataFrame | None) -> pd.Series:
+    """For each row in `good`, the earlier day its id was first delivered on (from `seen_ids`), else NaT."""
+    out = pd.Series(pd.NaT, index=checks.norm.index, dtype="datetime64[s]")
+    if seen_ids is None or not len(seen_ids) or not good.any():
+        return out
+    column = contract.id_columns[0]
+    rows = np.flatnonzero(good)
+    day_ids = string_array(checks.norm[column].iloc[rows])
+    # Arrow's hash lookup, with the day's few thousand ids as the table and the state (a year) probing it
+    hit = pc.is_in(string_array(seen_ids[column]), value_set=day_ids).to_numpy(zero_copy_only=False)
+    if not hit.any():
+        return out
+    matched = seen_ids.loc[hit]
+    first = pd.to_datetime(matched[FIRST_SEEN]).to_numpy().astype("datetime64[s]")
+    position = pc.index_in(day_ids, value_set=string_array(matched[column])).fill_null(-1).to_numpy()
+    # only earlier days count, whatever state the caller passes: a day never conflicts with itself or a later one
+    found = position >= 0
+    found[found] = first[position[found]] < np.datetime64(checks.day.isoformat(), "s")
+    out.iloc[rows[found]] = first[position[found]]
+    return out
 
 
 def _record_id(contract: LandingContract, checks: _Checks) -> pd.Series:

@@ -70,6 +70,16 @@ def parse_number(values: pd.Series) -> pd.Series:
     return pd.to_numeric(clean_text(values), errors="coerce").astype("float64")
 
 
+def overflows(values: pd.Series, numbers: pd.Series) -> np.ndarray:
+    """Where `numbers` (`parse_number(values)`) is infinite although `values` spells a number in digits (`1e400`):
+    a number too large for a float, as opposed to the words `inf` / `infinity`, which are no number at all."""
+    infinite = np.isinf(numbers.to_numpy(dtype="float64"))
+    if not infinite.any():
+        return infinite
+    words = clean_text(values.astype("string")).str.contains("inf", case=False, regex=False)
+    return infinite & ~words.fillna(False).to_numpy(dtype=bool)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # emails and phones
 

@@ -37,6 +37,7 @@ REASONS = (
     "missing_fx_rate",
     "no_identifier",
     "invalid_value",  # a value outside its closed list (cost_type, objective, sale_type, rate <= 0, ...)
+    "amount_out_of_range",  # an amount above CRM_MAX_AMOUNT in the reporting currency, an fx rate out of range
     "unparsable_file",
 )
 

@@ -124,6 +124,8 @@ def quotient(numerator: float | None, denominator: float | None, unit: str, **di
     ok = denominator is not None and not _isnan(denominator) and denominator != 0 and numerator is not None \
         and not _isnan(numerator)
     value = numerator / denominator * SCALE.get(unit, 1.0) if ok else None
+    if value is not None and not math.isfinite(value):  # too large for a float (a cost of 1e-300): undefined
+        value = None
     return {**dims, "numerator": numerator, "denominator": denominator, "value": value, "unit": unit}
 
 
@@ -199,10 +201,12 @@ def standard_checks(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFrame) -
         metadata={"units": ", ".join(sorted(units)), "columns": ", ".join(frame.columns)}))
     # value = numerator / denominator (x scale) wherever both are present
     both = frame["numerator"].notna() & frame["denominator"].notna() & (frame["denominator"] != 0)
-    expected = frame["numerator"] / frame["denominator"] * frame["unit"].map(SCALE).fillna(1.0)
-    off = both & ~np.isclose(frame["value"].astype(float), expected.astype(float), rtol=1e-9, atol=1e-12,
-                             equal_nan=False)
-    zero = frame["denominator"].fillna(1) == 0
+    expected = (frame["numerator"] / frame["denominator"] * frame["unit"].map(SCALE).fillna(1.0)).astype(float)
+    # a quotient too large for a float is undefined, like one over zero: its value must be null (`quotient`)
+    overflow = both & ~np.isfinite(expected)
+    both &= ~overflow
+    off = both & ~np.isclose(frame["value"].astype(float), expected, rtol=1e-9, atol=1e-12, equal_nan=False)
+    zero = (frame["denominator"].fillna(1) == 0) | overflow
     out.append(dg.AssetCheckResult(
         asset_key=key, check_name="value_is_numerator_over_denominator",
         passed=int(off.sum()) == 0 and bool(frame.loc[zero, "value"].isna().all()),

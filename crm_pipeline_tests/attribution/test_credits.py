@@ -78,3 +78,15 @@ def test_channel_roas_joins_attributed_revenue_with_the_days_costs():
     assert roas.loc[("first_touch", "ppc"), ["cost", "roas"]].tolist() == [40.0, 0.0]
     assert roas.loc[("time_decay", "email"), "roas"] == pytest.approx((200 / 7) / 25)
     assert roas.loc[("time_decay", "(unattributed)"), "attributed_revenue"] == pytest.approx(33.33)
+
+
+def test_channel_roas_is_null_rather_than_inf_for_a_tiny_cost():
+    """A cost line of 1e-307 passes ingestion (>= 0, <= CRM_MAX_AMOUNT); 100 / 1e-307 overflows to inf."""
+    from crm_pipeline.attribution.credits import channel_roas
+
+    table = order_attribution(ORDERS, TOUCHES)
+    costs = pd.DataFrame({"channel": ["seo", "email"], "amount": [1e-307, 25.0]})
+    roas = channel_roas(table, costs, ("first_touch",)).set_index(["model", "channel"])
+    assert roas.loc[("first_touch", "seo"), ["attributed_revenue", "cost"]].tolist() == [100.0, 1e-307]
+    assert pd.isna(roas.loc[("first_touch", "seo"), "roas"])
+    assert roas.loc[("first_touch", "email"), "roas"] == 0.0

@@ -151,8 +151,8 @@ def test_validation_order_uses_the_reason_vocabulary() -> None:
     # the fixed order the brief and the module docstring document
     assert VALIDATION_ORDER == (
         "missing_required_field", "unparsable_timestamp", "unparsable_number", "negative_amount",
-        "unknown_survey_type", "score_out_of_range", "contact_count_below_1", "invalid_value",
-        "duplicate_id_conflict",
+        "amount_out_of_range", "unknown_survey_type", "score_out_of_range", "contact_count_below_1",
+        "invalid_value", "duplicate_id_conflict",
     )
     assert crm_source_name("leads") == "crm_leads"
 
@@ -397,6 +397,48 @@ def test_each_defect_is_quarantined_with_its_first_reason(
         expected
     )
     pa.Table.from_pandas(result.clean, schema=snapshot_schema(table), preserve_index=False)
+
+
+def test_amounts_above_the_bound_are_quarantined(database_url: str, tmp_path: Path) -> None:
+    """Opportunity and term amounts are in the reporting currency: above CRM_MAX_AMOUNT they are a unit error
+    (and a 1e300 deal once went on into the revenue KPIs)."""
+    opportunity = {"created_at": "2026-10-01T10:00:00Z", "stage": "open"}
+    create_table(database_url, "opportunities", [
+        {**opportunity, "opportunity_id": "huge", "amount": "1e300"},
+        {**opportunity, "opportunity_id": "overflow", "amount": "1e400"},  # a number, too large for a float
+        {**opportunity, "opportunity_id": "word", "amount": "Infinity"},  # no number at all
+        {**opportunity, "opportunity_id": "at_bound", "amount": "1000000000"},
+        {**opportunity, "opportunity_id": "negative", "amount": "-1e300"},
+    ])
+    term = {"subscription_id": "s1", "customer_id": "c1", "term_start": "2026-10-01"}
+    create_table(database_url, "subscription_terms", [{**term, "term_id": "t1", "amount": "2e9"},
+                                                      {**term, "term_id": "t2", "amount": "20"}])
+    settings = make_settings(tmp_path, database_url)
+    opportunities = extract_crm_day("opportunities", DAY, settings, first_load=False)
+    terms = extract_crm_day("subscription_terms", DAY, settings, first_load=False)
+
+    assert ids(opportunities, "opportunities") == ["at_bound"]
+    assert reasons(opportunities) == {"huge": "amount_out_of_range", "overflow": "amount_out_of_range",
+                                      "word": "unparsable_number", "negative": "negative_amount"}
+    details = dict(zip(opportunities.quarantine["record_id"], opportunities.quarantine["detail"], strict=True))
+    assert details["huge"] == "amount is above CRM_MAX_AMOUNT=1e+09: '1e300'"
+    assert ids(terms, "subscription_terms") == ["t2"] and reasons(terms) == {"t1": "amount_out_of_range"}
+    assert_reconciles(opportunities)
+    assert_reconciles(terms)
+    # the bound is the setting
+    wider = extract_crm_day("subscription_terms", DAY, make_settings(tmp_path, database_url, max_amount=5e9),
+                            first_load=False)
+    assert ids(wider, "subscription_terms") == ["t1", "t2"]
+
+
+def test_an_amount_too_large_for_a_float_in_a_postgres_numeric_column(postgres_url: str, tmp_path: Path) -> None:
+    create_table(postgres_url, "opportunities", [
+        {"opportunity_id": "o1", "created_at": "2026-10-01T10:00:00Z", "stage": "won", "amount": "1e400"},
+        {"opportunity_id": "o2", "created_at": "2026-10-01T10:00:00Z", "stage": "won", "amount": "12.5"},
+    ], types={"amount": sa.Numeric()})
+    result = extract_crm_day("opportunities", DAY, make_settings(tmp_path, postgres_url), first_load=False)
+    assert ids(result, "opportunities") == ["o2"] and result.clean["amount"].tolist() == [12.5]
+    assert reasons(result) == {"o1": "amount_out_of_range"}
 
 
 def test_clean_values_are_typed_and_normalised(sqlite_url: str, tmp_path: Path) -> None:

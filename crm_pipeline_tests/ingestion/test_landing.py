@@ -20,7 +20,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS, LANDING_SOURCES, VALIDATION_ORDER
-from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA, ingest_landing_day, update_fx_latest
+from crm_pipeline.ingestion.landing import (
+    FX_LATEST_SCHEMA,
+    ingest_landing_day,
+    seen_ids_before,
+    seen_ids_schema,
+    update_fx_latest,
+    update_seen_ids,
+)
 from crm_pipeline.ingestion.result import QUARANTINE_SCHEMA, REASONS, IngestResult
 from crm_pipeline.settings import Settings
 
@@ -496,3 +503,245 @@ def test_fx_rates_and_latest_state(tmp_path: Path) -> None:
     # the same orders against the state of the day before: EUR falls back to 1.25
     assert ingest_landing_day("orders", day2, settings, fx_latest=state1).clean["gross_revenue"].tolist() == [
         12.5, 5.0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# implausible amounts and fx rates (amount_out_of_range)
+
+FX_EUR_2 = pd.DataFrame({"currency": ["EUR", "GBP"], "rate_date": [dt.date(2026, 10, 1)] * 2,
+                         "rate_to_reporting": [2.0, 0.5]})
+
+
+def test_amounts_above_the_bound_after_conversion_are_quarantined(tmp_path: Path) -> None:
+    """1e308 EUR is finite, but 2e308 USD is not: it once reached the clean rows (and revenue) as inf."""
+    settings = make_settings(tmp_path)
+    write(settings, "orders", D, "a.csv", [
+        order("o1", "1e308", "EUR"),                                  # 0 inf after conversion
+        order("o2", "600000000", "EUR"),                              # 1 1.2e9 USD > 1e9
+        order("o3", "500000000", "EUR"),                              # 2 exactly 1e9 USD: clean
+        order("o4", "10", cost_of_goods="1e400"),                     # 3 too large for a float: a number, too big
+        order("o5", "inf"),                                           # 4 a word, not a number
+        order("o6", "2e9", discount_amount="1.5e9"),                  # 5 net 5e8, but gross 2e9 USD
+        order("o7", "-1e400"),                                        # 6 negative first
+        order("o8", "1e308", "CHF"),                                  # 7 no rate: nothing to judge it by
+    ])
+    result = ingest_landing_day("orders", D, settings, fx_latest=FX_EUR_2)
+    assert_writable(result, "orders")
+    assert result.clean["order_id"].tolist() == ["o3"]
+    assert result.clean["gross_revenue"].tolist() == [1e9]
+    assert reasons(result) == [
+        ("a.csv", 0, "amount_out_of_range"), ("a.csv", 1, "amount_out_of_range"),
+        ("a.csv", 3, "amount_out_of_range"), ("a.csv", 4, "unparsable_number"),
+        ("a.csv", 5, "amount_out_of_range"), ("a.csv", 6, "negative_amount"), ("a.csv", 7, "missing_fx_rate"),
+    ]
+    assert result.quarantine["detail"].tolist() == [
+        "gross_revenue='1e308' is inf USD, above CRM_MAX_AMOUNT=1e+09",
+        "gross_revenue='600000000' is 1200000000.0 USD, above CRM_MAX_AMOUNT=1e+09",
+        "cost_of_goods='1e400' is inf USD, above CRM_MAX_AMOUNT=1e+09",
+        "gross_revenue='inf'",
+        "gross_revenue='2e9' is 2000000000.0 USD, above CRM_MAX_AMOUNT=1e+09",
+        "gross_revenue='-1e400' < 0",
+        "no CHF rate on or before 2026-10-02 (reporting currency USD)",
+    ]
+    assert (result.rows_in, result.rows_clean, result.rows_quarantined) == (8, 1, 7)
+
+    # the bound is the setting CRM_MAX_AMOUNT
+    wider = ingest_landing_day("orders", D, make_settings(tmp_path, max_amount=2e9), fx_latest=FX_EUR_2)
+    assert wider.clean["order_id"].tolist() == ["o2", "o3", "o6"]
+    assert wider.quarantine_by_reason() == {"amount_out_of_range": 2, "missing_fx_rate": 1, "negative_amount": 1,
+                                            "unparsable_number": 1}
+
+
+def test_refund_and_cost_amounts_above_the_bound_are_quarantined(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    refund = {"order_id": "o1", "refunded_at": "2026-10-02T10:00:00Z", "currency": "GBP"}
+    write(settings, "refunds", D, "a.csv", [{**refund, "refund_id": "r1", "amount": "1e308"},   # 5e307 USD
+                                            {**refund, "refund_id": "r2", "amount": "4"}])
+    cost = {"date": "2026-10-02", "cost_type": "media", "objective": "brand", "currency": "EUR"}
+    write(settings, "costs", D, "a.csv", [{**cost, "amount": "3e9"}, {**cost, "amount": "3"}])
+    refunds = ingest_landing_day("refunds", D, settings, fx_latest=FX_EUR_2)
+    costs = ingest_landing_day("costs", D, settings, fx_latest=FX_EUR_2)
+    assert_writable(refunds, "refunds")
+    assert_writable(costs, "costs")
+    assert values(refunds.clean, ["refund_id", "amount"]) == [["r2", 2.0]]
+    assert refunds.quarantine["detail"].tolist() == ["amount='1e308' is 5e+307 USD, above CRM_MAX_AMOUNT=1e+09"]
+    assert values(costs.clean, ["amount", "amount_original"]) == [[6.0, 3.0]]
+    assert reasons(costs) == [("a.csv", 0, "amount_out_of_range")]
+
+
+def test_fx_rates_outside_the_plausible_range_are_quarantined(tmp_path: Path) -> None:
+    """A rate of 1e-300 would turn every EUR amount into ~0, one of 2e12 a normal amount into an absurd one."""
+    settings = make_settings(tmp_path)
+    write(settings, "fx_rates", D, "a.csv", [
+        {"date": "2026-10-02", "currency": currency, "rate_to_reporting": rate}
+        for currency, rate in [("EUR", "1e-300"), ("GBP", "2e12"), ("CHF", "1e400"), ("JPY", "0.0065"),
+                               ("XAU", "4000"), ("SEK", "1e-12"), ("NOK", "0")]
+    ])
+    result = ingest_landing_day("fx_rates", D, settings)
+    assert_writable(result, "fx_rates")
+    assert values(result.clean, ["currency", "rate_to_reporting"]) == [["JPY", 0.0065], ["SEK", 1e-12],
+                                                                        ["XAU", 4000.0]]
+    assert reasons(result) == [("a.csv", 0, "amount_out_of_range"), ("a.csv", 1, "amount_out_of_range"),
+                               ("a.csv", 2, "amount_out_of_range"), ("a.csv", 6, "invalid_value")]
+    assert result.quarantine["detail"].tolist()[:3] == [
+        "rate_to_reporting='1e-300' outside 1e-12..1e+12", "rate_to_reporting='2e12' outside 1e-12..1e+12",
+        "rate_to_reporting='1e400' outside 1e-12..1e+12"]
+    # a EUR order then has no rate at all, instead of a revenue of 1e-298
+    write(settings, "orders", D, "a.csv", [order("o1", "100", "EUR")])
+    orders = ingest_landing_day("orders", D, settings, fx_latest=update_fx_latest(None, result.clean))
+    assert orders.clean.empty and reasons(orders) == [("a.csv", 0, "missing_fx_rate")]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ids delivered again on a later day (orders, refunds)
+
+DAY1, DAY2, DAY4 = dt.date(2026, 10, 1), dt.date(2026, 10, 2), dt.date(2026, 10, 4)
+
+
+def ingest_days(settings: Settings, source: str, days: list[dt.date], fx: pd.DataFrame | None = None,
+                state: pd.DataFrame | None = None) -> tuple[dict[dt.date, IngestResult], pd.DataFrame | None]:
+    """Each day against the ids state of the day before, as the daily runs chain it."""
+    results = {}
+    for day in days:
+        results[day] = ingest_landing_day(source, day, settings, fx_latest=fx, seen_ids=state)
+        state = update_seen_ids(state, source, results[day].clean, day, settings.duplicate_id_horizon_days)
+    return results, state
+
+
+def at(day: dt.date, hour: int = 10) -> str:
+    return f"{day}T{hour:02d}:00:00Z"
+
+
+def test_an_order_delivered_again_on_a_later_day_is_counted_once(tmp_path: Path) -> None:
+    """o1 arrives on 10-01, then again on 10-04 with ordered_at on 10-04 and another amount: once both were
+    clean, in two partitions, and revenue counted it twice. o2 only moved its timestamp to the next day."""
+    settings = make_settings(tmp_path)
+    write(settings, "orders", DAY1, "a.csv", [order("o1", "100", ordered_at=at(DAY1)),
+                                              order("o2", "50", ordered_at=at(DAY1))])
+    write(settings, "orders", DAY2, "a.csv", [order("o2", "50", ordered_at=at(DAY2))])
+    write(settings, "orders", DAY4, "a.csv", [order("o1", "120", ordered_at=at(DAY4)),
+                                              order("o3", "10", ordered_at=at(DAY4))])
+    days = [DAY1, DAY2, dt.date(2026, 10, 3), DAY4]
+    results, state = ingest_days(settings, "orders", days)
+
+    assert {str(d): r.clean["order_id"].tolist() for d, r in results.items()} == {
+        "2026-10-01": ["o1", "o2"], "2026-10-02": [], "2026-10-03": [], "2026-10-04": ["o3"]}
+    assert sum(r.clean["net_revenue"].sum() for r in results.values()) == 160.0  # 100 + 50 + 10: o1 once
+    for day, order_id in ((DAY2, "o2"), (DAY4, "o1")):
+        result = results[day]
+        assert_writable(result, "orders")
+        assert reasons(result) == [("a.csv", 0, "duplicate_id_conflict")]
+        assert result.quarantine["record_id"].tolist() == [order_id]
+        assert result.quarantine["detail"].tolist() == [
+            "order_id first delivered on 2026-10-01 (its ordered_at on that day): the first delivery is kept"]
+    assert json.loads(results[DAY4].quarantine["record"].iloc[0])["gross_revenue"] == "120"
+    assert (results[DAY4].rows_in, results[DAY4].rows_clean, results[DAY4].rows_quarantined) == (2, 1, 1)
+    assert values(state, ["order_id"]) == [["o1"], ["o2"], ["o3"]]
+    assert state["first_seen_date"].dt.strftime("%Y-%m-%d").tolist() == ["2026-10-01", "2026-10-01", "2026-10-04"]
+    assert pa.Table.from_pandas(state, schema=seen_ids_schema("orders"), preserve_index=False).num_rows == 3
+
+    # re-running 10-01 after 10-04 exists: the state of the day before is the reference, so o1 stays clean
+    again = ingest_landing_day("orders", DAY1, settings, seen_ids=None)
+    pd.testing.assert_frame_equal(again.clean, results[DAY1].clean)
+    # ... and a later state passed by mistake never makes a day conflict with its own rows
+    pd.testing.assert_frame_equal(ingest_landing_day("orders", DAY1, settings, seen_ids=state).clean,
+                                  results[DAY1].clean)
+    # re-running 10-04 against the state of 10-03 gives the same rows
+    _, state3 = ingest_days(settings, "orders", days[:3])
+    rerun = ingest_landing_day("orders", DAY4, settings, seen_ids=state3)
+    pd.testing.assert_frame_equal(rerun.clean, results[DAY4].clean)
+    pd.testing.assert_frame_equal(rerun.quarantine, results[DAY4].quarantine)
+
+
+def test_a_refund_delivered_again_on_a_later_day_is_a_conflict(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    refund = {"refund_id": "r1", "order_id": "o1", "amount": "5", "currency": "USD"}
+    write(settings, "refunds", DAY1, "a.csv", [{**refund, "refunded_at": at(DAY1)}])
+    write(settings, "refunds", DAY2, "a.jsonl", [{**refund, "refunded_at": at(DAY2)},
+                                                 {**refund, "refund_id": "r2", "refunded_at": at(DAY2)}])
+    results, state = ingest_days(settings, "refunds", [DAY1, DAY2])
+    assert results[DAY2].clean["refund_id"].tolist() == ["r2"]
+    assert reasons(results[DAY2]) == [("a.jsonl", 0, "duplicate_id_conflict")]
+    assert results[DAY2].quarantine["detail"].tolist() == [
+        "refund_id first delivered on 2026-10-01 (its refunded_at on that day): the first delivery is kept"]
+    assert values(state, ["refund_id"]) == [["r1"], ["r2"]]
+
+
+def test_a_day_with_two_versions_and_an_earlier_one(tmp_path: Path) -> None:
+    """Within the day the first version is compared with the earlier days; the day's later versions conflict
+    with it, as before. Rows that were quarantined never enter the state: the first *clean* delivery wins."""
+    settings = make_settings(tmp_path)
+    write(settings, "orders", DAY1, "a.csv", [order("o1", "100", ordered_at=at(DAY1)),
+                                              order("o9", "-1", ordered_at=at(DAY1))])  # quarantined
+    write(settings, "orders", DAY2, "a.csv", [order("o1", "90", ordered_at=at(DAY2)),
+                                              order("o1", "80", ordered_at=at(DAY2, 11)),
+                                              order("o9", "9", ordered_at=at(DAY2))])
+    results, state = ingest_days(settings, "orders", [DAY1, DAY2])
+    second = results[DAY2]
+    assert second.clean["order_id"].tolist() == ["o9"]
+    assert reasons(second) == [("a.csv", 0, "duplicate_id_conflict"), ("a.csv", 1, "duplicate_id_conflict")]
+    assert second.quarantine["detail"].tolist()[0].startswith("order_id first delivered on 2026-10-01")
+    assert second.quarantine["detail"].tolist()[1].startswith("same order_id as ")
+    assert second.reconciles
+    assert state["first_seen_date"].dt.strftime("%Y-%m-%d").tolist() == ["2026-10-01", "2026-10-02"]
+
+
+def test_ids_are_remembered_for_the_horizon() -> None:
+    state = pd.DataFrame({"order_id": ["a", "b"], "first_seen_date": [dt.date(2026, 10, 1), dt.date(2026, 10, 2)]})
+    day_clean = pd.DataFrame({"order_id": ["c", "a", "0"]})  # "a" again: its earlier day is kept
+    # horizon 3 days: on 10-03 ids first seen on 10-01..10-03 are kept, on 10-04 those of 10-02..10-04;
+    # a day appends its new ids in id order, so the state is ordered by first_seen_date, then id
+    kept = update_seen_ids(state, "orders", day_clean, dt.date(2026, 10, 3), 3)
+    assert values(kept, ["order_id"]) == [["a"], ["b"], ["0"], ["c"]]
+    assert kept["first_seen_date"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2026-10-01", "2026-10-02", "2026-10-03", "2026-10-03"]
+    later = update_seen_ids(kept, "orders", day_clean.iloc[0:0], dt.date(2026, 10, 4), 3)
+    assert values(later, ["order_id"]) == [["b"], ["0"], ["c"]]
+    assert list(later.dtypes.astype(str)) == ["string", "datetime64[s]"]
+
+
+def test_a_re_delivery_after_the_horizon_is_clean(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, duplicate_id_horizon_days=3)
+    write(settings, "orders", DAY1, "a.csv", [order("o1", "100", ordered_at=at(DAY1))])
+    write(settings, "orders", DAY4, "a.csv", [order("o1", "100", ordered_at=at(DAY4))])
+    write(settings, "orders", "2026-10-05", "a.csv", [order("o1", "100", ordered_at=at(dt.date(2026, 10, 5)))])
+    days = [DAY1 + dt.timedelta(days=i) for i in range(5)]
+    results, _ = ingest_days(settings, "orders", days)
+    # 10-04 is 3 days after 10-01: the state of 10-03 still holds o1; the state of 10-04 no longer does
+    assert reasons(results[DAY4]) == [("a.csv", 0, "duplicate_id_conflict")]
+    assert results[dt.date(2026, 10, 5)].clean["order_id"].tolist() == ["o1"]
+
+
+def test_events_costs_and_fx_keep_no_ids_across_days(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="events keeps no ids across days"):
+        ingest_landing_day("events", D, make_settings(tmp_path), seen_ids=pd.DataFrame({"event_id": ["e1"]}))
+
+
+def test_a_late_start_folds_the_ids_state_from_the_landing_zone(tmp_path: Path) -> None:
+    """The first day of a backfill has no state of the day before: it is folded from the landing files, with
+    the fx rates each day had, and equals what the daily runs chained."""
+    settings = make_settings(tmp_path, start_date=DAY1)
+    write(settings, "fx_rates", DAY1, "a.csv", [{"date": str(DAY1), "currency": "EUR", "rate_to_reporting": "1.25"}])
+    write(settings, "orders", DAY1, "a.csv", [order("o1", "100", "EUR", ordered_at=at(DAY1)),
+                                              order("o2", "5", "GBP", ordered_at=at(DAY1))])  # no GBP rate yet
+    write(settings, "fx_rates", DAY2, "a.csv", [{"date": str(DAY2), "currency": "GBP", "rate_to_reporting": "0.5"}])
+    write(settings, "orders", DAY2, "a.csv", [order("o1", "90", "EUR", ordered_at=at(DAY2)),   # conflict
+                                              order("o2", "5", "GBP", ordered_at=at(DAY2))])   # now clean
+    # the folder of 10-04 holds a row of 10-03 (an exporter a day ahead)
+    write(settings, "orders", DAY4, "a.csv", [order("o3", "7", ordered_at=at(dt.date(2026, 10, 3), 23))])
+    fx1 = update_fx_latest(None, ingest_landing_day("fx_rates", DAY1, settings).clean)
+    fx2 = update_fx_latest(fx1, ingest_landing_day("fx_rates", DAY2, settings).clean)
+    _, state = ingest_days(settings, "orders", [DAY1], fx=fx1)
+    _, state = ingest_days(settings, "orders", [DAY2, dt.date(2026, 10, 3)], fx=fx2, state=state)
+
+    folded = seen_ids_before("orders", DAY4, settings)
+    pd.testing.assert_frame_equal(folded, state)
+    assert values(folded, ["order_id"]) == [["o1"], ["o2"], ["o3"]]
+    assert folded["first_seen_date"].dt.strftime("%Y-%m-%d").tolist() == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    # the first partition has nothing before it
+    assert seen_ids_before("orders", DAY1, settings).empty
+    # the fold starts at the horizon: with 2 days, the state of 10-03 holds the ids first seen on 10-02..10-03,
+    # and o1 of 10-02 counts as first seen there (its first delivery, on 10-01, is before the horizon)
+    short = seen_ids_before("orders", DAY4, settings.with_overrides(duplicate_id_horizon_days=2))
+    assert values(short, ["order_id"]) == [["o1"], ["o2"], ["o3"]]
+    assert short["first_seen_date"].dt.strftime("%Y-%m-%d").tolist() == ["2026-10-02", "2026-10-02", "2026-10-03"]
