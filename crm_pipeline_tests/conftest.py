@@ -77,13 +77,13 @@ def s3_server() -> Iterator[S3Server]:
                 os.environ[k] = v
 
 
-def tiny_world(root: Path, start: dt.date, days: int, seed: int) -> Settings:
+def tiny_world(root: Path, start: dt.date, days: int, seed: int, **options: Any) -> Settings:
     """Generate a tiny world (landing files, SQLite CRM, truth) under `root`; the settings that read it, with
-    the warehouse beside it."""
+    the warehouse beside it. `options`: more arguments of `generate_world` (e.g. bad_rate)."""
     from crm_pipeline.generator import generate_world
 
     generate_world(str(root / "landing"), f"sqlite:///{root / 'crm.sqlite'}", str(root / "truth"),
-                   scale="tiny", start=start, days=days, seed=seed)
+                   scale="tiny", start=start, days=days, seed=seed, **options)
     return Settings(landing_root=str(root / "landing"), warehouse_root=str(root / "warehouse"),
                     database_url=f"sqlite:///{root / 'crm.sqlite'}", start_date=start)
 
