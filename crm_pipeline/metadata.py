@@ -19,7 +19,18 @@ def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     missing = [name for name in schema.names if name not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks columns {missing} of its declared schema")
-    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False).replace_schema_metadata(None)
+    columns = frame[schema.names]
+    try:
+        table = pa.Table.from_pandas(columns, schema=schema, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # an empty or all-null column has whatever dtype the pandas operation that made it produced (an empty
+        # `.dt.hour` is int32, an all-NaN column float64), which Arrow cannot always cast to the declared type;
+        # its values say nothing, so it is written as typed nulls. Any other column that fails still raises.
+        nulls = [name for name in schema.names if not columns[name].notna().any()]
+        table = pa.Table.from_pandas(columns.assign(**{name: pd.Series(None, index=columns.index, dtype=object)
+                                                       for name in nulls}),
+                                     schema=schema, preserve_index=False)
+    return table.replace_schema_metadata(None)
 
 
 def string_array(values: pd.Series) -> pa.Array:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -111,22 +113,36 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
-def tiny_world(root: Path, start: dt.date, days: int, seed: int) -> Settings:
+def tiny_world(root: Path, start: dt.date, days: int, seed: int, **options: Any) -> Settings:
     """Generate a tiny world (landing files, SQLite CRM, truth) under `root`; the settings that read it, with
-    the warehouse beside it."""
+    the warehouse beside it. `options`: more arguments of `generate_world` (e.g. bad_rate)."""
     from crm_pipeline.generator import generate_world
 
     generate_world(str(root / "landing"), f"sqlite:///{root / 'crm.sqlite'}", str(root / "truth"),
-                   scale="tiny", start=start, days=days, seed=seed)
+                   scale="tiny", start=start, days=days, seed=seed, **options)
     return Settings(landing_root=str(root / "landing"), warehouse_root=str(root / "warehouse"),
                     database_url=f"sqlite:///{root / 'crm.sqlite'}", start_date=start)
+
+
+def stored(schema: "pa.Schema", rows: list[dict] | None = None, window: bool = False) -> pd.DataFrame:
+    """`rows` (none: a day without rows) as the IO manager hands a partition written with `schema` to an asset:
+    typed columns, a `date` column appended for a window input (the partition of each row)."""
+    table = pa.Table.from_pylist(rows or [], schema=schema)
+    if window:
+        dates = [str(r.get("date", "")) for r in rows or []]
+        table = table.append_column("date", pa.array(dates, pa.string()))
+    return table.to_pandas()
+
+
+def records(frame: pd.DataFrame) -> list[tuple]:
+    """The rows of `frame` as tuples with every null (None, NaN, NA, NaT) as None, to compare with rows written
+    out by hand."""
+    return [tuple(None if pd.isna(v) else v for v in row) for row in frame.itertuples(index=False)]
 
 
 def write_identity_changes(settings: Settings, day: dt.date, rows: list[tuple[str, str, str]]) -> None:
     """Write identity_merges partition `day` with (kind, kept_person_id, other_person_id) rows, as the
     identity step would (any storage the settings name)."""
-    import pyarrow as pa
-
     from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
     from crm_pipeline.storage import fs as storage
 

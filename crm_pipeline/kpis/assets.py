@@ -25,13 +25,12 @@ from crm_pipeline.kpis.framework import (
     finalise,
     headline_target_check,
     standard_checks,
-    to_table,
 )
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
 from crm_pipeline.kpis.states import order_book_asset, person_signals_asset
-from crm_pipeline.metadata import column_schema, partition_day
+from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 GROUP = "kpis"
@@ -106,7 +105,7 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
                  **({"remap": remap} if remap is not None else {})}
         frame = finalise(kpi, kpi.compute(**inputs, **extra))
         complete = day - dt.timedelta(days=kpi.window_days - 1) >= settings.get().start_date
-        yield dg.Output(to_table(kpi, frame), metadata={
+        yield dg.Output(arrow_table(frame, kpi.schema), metadata={
             "dagster/column_lineage": column_lineage(kpi),
             "window_complete": complete, "rows": len(frame),
             "headline_value": headline_value(kpi, frame),
@@ -148,7 +147,7 @@ def scorecard_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
                          "denominator": None if head is None else head["denominator"]})
         frame = pd.DataFrame(rows, columns=SCORECARD_SCHEMA.names).sort_values("kpi", ignore_index=True)
         frame[["value", "numerator", "denominator"]] = frame[["value", "numerator", "denominator"]].astype(float)
-        table = pa.Table.from_pandas(frame, schema=SCORECARD_SCHEMA, preserve_index=False)
+        table = arrow_table(frame, SCORECARD_SCHEMA)
         markdown = "| kpi | value | unit | numerator | denominator |\n|---|---|---|---|---|\n" + "\n".join(
             f"| {r.kpi} | {_fmt(r.value)} | {r.unit} | {_fmt(r.numerator)} | {_fmt(r.denominator)} |"
             for r in frame.itertuples())

@@ -46,7 +46,12 @@ def render() -> str:
     header = ("# KPI catalog\n\nGenerated from the KPI declarations by `crm-pipeline catalog`; do not edit by hand. "
               "Output conventions (columns, total row, units, nulls) follow the specification's section 1: every "
               "KPI is `<warehouse>/kpi/<name>/date=YYYY-MM-DD/part.parquet` with its dimension columns, then "
-              "`numerator`, `denominator`, `value`, `unit`.\n\n")
+              "`numerator`, `denominator`, `value`, `unit`. Every KPI writes a partition for every day from "
+              "`CRM_START_DATE`, also for a day (or a deployment) without the data it counts, and the fixed "
+              "dimension values listed below get their rows every day. On an empty population a count is 0 with a "
+              "null denominator, a quotient keeps its numerator and denominator as counted (0 and 0) with a null "
+              "value (never NaN or infinity), and a median has a null numerator, a denominator of 0 and a null "
+              "value.\n\n")
     return header + "\n".join(_entry(kpi) for kpi in sorted(ALL_KPIS, key=lambda k: (k.family, k.name)))
 
 

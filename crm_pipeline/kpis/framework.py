@@ -173,10 +173,6 @@ def finalise(kpi: KpiDefinition, rows: pd.DataFrame | list[dict]) -> pd.DataFram
     return frame
 
 
-def to_table(kpi: KpiDefinition, frame: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(frame, schema=kpi.schema, preserve_index=False).replace_schema_metadata(None)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # standard checks
 

@@ -61,9 +61,10 @@ def time_to_first_value(first_orders: pd.DataFrame, crm_customers: pd.DataFrame,
     registered = pd.DataFrame({"person_id": remap(attach_person_id(crm_customers, identity_map)).to_numpy(),
                                "created_at": pd.to_datetime(crm_customers["created_at"], utc=True).to_numpy()})
     registration = registered.dropna(subset=["person_id"]).groupby("person_id")["created_at"].min()
-    joined = new.assign(registered_at=new["person_id"].map(registration).to_numpy())
-    joined = joined.loc[(joined["registered_at"] <= pd.to_datetime(joined["first_ordered_at"], utc=True)).to_numpy()]
-    days = (pd.to_datetime(joined["first_ordered_at"], utc=True) - joined["registered_at"]).dt.total_seconds() / 86400
+    # `map` gives an untyped (object) column when no person is looked up (a day without a new buyer): parse it
+    registered_at = pd.to_datetime(new["person_id"].map(registration), utc=True)
+    elapsed = new["first_ordered_at"] - registered_at  # NaT for a buyer who never registered
+    days = elapsed.loc[(elapsed >= pd.Timedelta(0)).to_numpy()].dt.total_seconds() / 86400
     return [median(days.to_numpy(dtype=float), "days")]
 
 

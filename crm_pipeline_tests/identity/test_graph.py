@@ -565,3 +565,57 @@ def test_a_shared_cookie_is_accepted_once_other_evidence_joins_its_customers():
     assert got[("customer_id", "C1")] == got[("customer_id", "C2")] == got[("anonymous_id", "k1")]
     assert set(day2.identity_merges["kind"]) == {"merge"}
     assert day2.identity_rejections.empty
+
+
+def _empty_day_facts(day: dt.date) -> DayFacts:
+    """A day with no landing rows and empty CRM snapshots, as the identity asset receives it (typed zero-row
+    partitions of every input)."""
+    from crm_pipeline.identity.graph import FUZZY_PAIRS_SCHEMA
+    from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
+    from crm_pipeline.ingestion.crm import CRM_SCHEMAS
+    from crm_pipeline_tests.conftest import stored
+
+    return DayFacts.from_frames(
+        day, {"events": stored(CLEAN_SCHEMAS["events"]), "orders": stored(CLEAN_SCHEMAS["orders"])},
+        crm={t: stored(CRM_SCHEMAS[t]) for t in ("customers", "leads", "support_tickets", "survey_responses")},
+        fuzzy_pairs=stored(FUZZY_PAIRS_SCHEMA))
+
+
+def test_days_without_any_fact_give_empty_tables_and_keep_every_person():
+    from crm_pipeline.identity.assets import merges_consistent_with_map
+    from crm_pipeline.metadata import arrow_table
+
+    first = resolve_day(_empty_day_facts(D1), None, CONFIG)  # a deployment's first day with nothing in it
+    outputs = {"identity_map": (first.identity_map, IDENTITY_MAP_SCHEMA),
+               "identity_links": (first.identity_links, IDENTITY_LINKS_SCHEMA),
+               "identity_merges": (first.identity_merges, IDENTITY_MERGES_SCHEMA),
+               "identity_rejections": (first.identity_rejections, IDENTITY_REJECTIONS_SCHEMA),
+               "identity_link_state": (first.state.links, LINK_STATE_SCHEMA)}
+    for name, (frame, schema) in outputs.items():
+        assert frame.empty and arrow_table(frame, schema).schema == schema, name
+    assert dict(first.counts) == {"count_identifiers": 0, "count_persons": 0, "count_links": 0,
+                                  "count_links_accepted": 0, "count_refused_identifiers": 0, "count_merges": 0,
+                                  "count_splits": 0}
+    assert merges_consistent_with_map(first.identity_merges, first.identity_map).passed
+
+    # a quiet day after a day with facts: landing links accumulate, so every identifier keeps its person
+    day1 = run(D1, events=rows(anonymous_id=["k1"], customer_id=["C1"]), orders=rows(customer_id=["C2"]))
+    quiet = resolve_day(_empty_day_facts(D2), day1.state, CONFIG)
+    assert person_of(quiet) == person_of(day1) == {("anonymous_id", "k1"): nid("customer_id", "C1"),
+                                                   ("customer_id", "C1"): nid("customer_id", "C1"),
+                                                   ("customer_id", "C2"): nid("customer_id", "C2")}
+    assert quiet.identity_merges.empty and quiet.counts["count_merges"] == 0
+
+
+def test_fuzzy_matches_of_an_empty_customer_table():
+    from crm_pipeline.identity.assets import update_fuzzy_matches
+    from crm_pipeline.identity.matching import MATCH_SCHEMA
+    from crm_pipeline.ingestion.crm import CUSTOMER_SNAPSHOT_SCHEMA
+    from crm_pipeline_tests.conftest import stored
+
+    settings = Settings(landing_root="l", warehouse_root="w", database_url="sqlite://", timezone="Europe/Berlin")
+    profiles = stored(CUSTOMER_SNAPSHOT_SCHEMA)
+    pairs, matched = update_fuzzy_matches(None, profiles, D1, settings)  # the first day matches every record
+    assert pairs.empty and matched == 0 and list(pairs.columns) == MATCH_SCHEMA.names
+    pairs, matched = update_fuzzy_matches(stored(MATCH_SCHEMA), profiles, D2, settings)
+    assert pairs.empty and matched == 0

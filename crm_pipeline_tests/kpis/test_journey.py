@@ -9,6 +9,7 @@ from crm_pipeline.kpis.assets import kpi_key
 from crm_pipeline.kpis.framework import finalise, standard_checks
 from crm_pipeline.kpis.journey import KPIS
 from crm_pipeline.kpis.persons import PersonRemap
+from crm_pipeline_tests.conftest import records
 
 BY_NAME = {k.name: k for k in KPIS}
 
@@ -140,3 +141,23 @@ def test_first_orders_state_and_time_to_first_value_by_hand():
                                       identity_map=identity, remap=PersonRemap(later), day=dt.date(2026, 10, 31),
                                       settings=settings))
     assert frame[["denominator"]].values.tolist() == [[0.0]] and pd.isna(frame["value"].iloc[0])
+
+
+def test_time_to_first_value_on_a_day_without_a_new_buyer():
+    """A quiet day (first orders exist, none on D) is normal: the median row of an empty population, not a
+    crash (regression: `.dt` on the empty object column left by mapping no person to a registration)."""
+    import datetime as dt
+
+    from crm_pipeline.settings import Settings
+
+    identity = pd.DataFrame({"identifier_type": ["customer_id"], "identifier": ["C1"], "person_id": ["P1"],
+                             "is_refused": [False]})
+    first_orders = pd.DataFrame({"person_id": ["P1"], "first_order_id": ["o1"],
+                                 "first_ordered_at": pd.to_datetime(["2026-10-30T10:00Z"])})
+    customers = pd.DataFrame({"customer_id": ["C1"], "created_at": pd.to_datetime(["2026-10-01T00:00Z"])})
+    kpi = BY_NAME["time_to_first_value"]
+    settings = Settings(landing_root="l", warehouse_root="w", database_url="sqlite://")
+    frame = finalise(kpi, kpi.compute(first_orders=first_orders, crm_customers=customers, identity_map=identity,
+                                      remap=PersonRemap.none(), day=dt.date(2026, 10, 31), settings=settings))
+    assert records(frame) == [(None, 0.0, None, "days")]  # a median: null numerator, denominator 0
+    assert all(c.passed for c in standard_checks(kpi, kpi_key(kpi), frame))

@@ -10,6 +10,7 @@ from crm_pipeline.kpis.assets import kpi_key
 from crm_pipeline.kpis.framework import finalise, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.kpis.relate import KPIS
+from crm_pipeline_tests.conftest import stored
 
 BY_NAME = {k.name: k for k in KPIS}
 D = dt.date(2026, 10, 31)
@@ -84,6 +85,19 @@ def test_daily_visits_counts_session_starts_by_local_hour():
     out = daily_visits(events, "America/New_York")
     rows = out[["channel", "device_type", "hour", "count_visits"]].astype(object).where(out.notna(), None)
     assert rows.values.tolist() == [["email", None, "11", 1], ["seo", "mobile", "23", 2]]
+
+
+def test_a_day_without_session_starts_writes_an_empty_visits_table():
+    """Regression: a day with events but no session_start made an int32 `hour` column Arrow could not write."""
+    from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
+    from crm_pipeline.kpis.aggregates import VISITS_SCHEMA
+    from crm_pipeline.metadata import arrow_table
+
+    events = stored(CLEAN_SCHEMAS["events"], [
+        {"event_id": "e1", "occurred_at": dt.datetime(2026, 10, 31, 9, tzinfo=dt.UTC), "event_type": "login",
+         "channel": "direct", "channel_group": "owned", "anonymous_id": "k1"}])
+    table = arrow_table(daily_visits(events, "UTC"), VISITS_SCHEMA)
+    assert table.num_rows == 0 and table.schema == VISITS_SCHEMA
 
 
 def test_engagement_rates_count_distinct_person_campaign_pairs_by_hand():

@@ -1,0 +1,238 @@
+"""Every KPI, daily aggregate and state on empty inputs (kpis.md section 1): a quiet day, or a deployment with no
+events source at all, writes the exact empty-population rows, never a crash.
+
+Inputs are zero-row partitions exactly as the IO manager hands them to the assets (typed columns from the
+declared Arrow schemas, a `date` column on window inputs), and the expected rows are written out by hand.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from crm_pipeline import checks
+from crm_pipeline.attribution.credits import ORDER_ATTRIBUTION_SCHEMA
+from crm_pipeline.attribution.journeys import JOURNEYS_SCHEMA
+from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCHEMA
+from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
+from crm_pipeline.ingestion.crm import CRM_SCHEMAS
+from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
+from crm_pipeline.kpis import aggregates, audiences, states
+from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
+from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
+from crm_pipeline.kpis.persons import PersonRemap
+from crm_pipeline.metadata import arrow_table
+from crm_pipeline.settings import Settings
+from crm_pipeline_tests.conftest import records, stored
+
+START = dt.date(2026, 10, 1)
+D = dt.date(2026, 10, 5)  # not the first day: asset_counts' net_change is a number (0), not null
+# a timezone with an offset, so that every conversion to local days and hours runs on the empty columns too
+SETTINGS = Settings(landing_root="l", warehouse_root="w", database_url="sqlite://", timezone="America/New_York",
+                    start_date=START)
+NO_CHANGES = PersonRemap.none()
+N = None
+
+# the Arrow schema each KPI input is written with
+SCHEMAS = {
+    ("aggregates", "person_signals"): states.PERSON_SIGNALS_SCHEMA,
+    ("aggregates", "person_engagement"): aggregates.PERSON_ENGAGEMENT_SCHEMA,
+    ("aggregates", "visits"): aggregates.VISITS_SCHEMA,
+    ("aggregates", "messaging"): aggregates.MESSAGING_SCHEMA,
+    ("aggregates", "first_orders"): aggregates.FIRST_ORDERS_SCHEMA,
+    ("ingest", "crm_customers"): CRM_SCHEMAS["customers"],
+    ("identity", "identity_map"): IDENTITY_MAP_SCHEMA,
+    ("audience_membership",): audiences.MEMBERSHIP_SCHEMA,
+    ("attribution", "journeys"): JOURNEYS_SCHEMA,
+    ("attribution", "order_attribution"): ORDER_ATTRIBUTION_SCHEMA,
+}
+
+ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
+                 "email_openers_180d", "email_subscribers", "mailing_list", "registered_customers", "sms_list",
+                 "social_followers")
+BUCKETS_SORTED = ("0", "1", "10+", "2", "3", "4", "5", "6", "7", "8", "9")
+# (dimension values..., numerator, denominator, value, unit), sorted by the dimensions with nulls first.
+# Count form: 0 and a null denominator; a quotient: 0 / 0 and a null value; a median: null / 0 and a null value.
+EXPECTED: dict[str, list[tuple]] = {
+    "asset_counts": [(N, N, 0.0, N, 0.0, "count")]
+    + [(a, m, 0.0, N, 0.0, "count") for a in ASSETS_SORTED for m in ("net_change", "size")],
+    "uar_30d": [(N, 0.0, N, 0.0, "count")],
+    "asset_engagement_ratio": [(N, 0.0, 0.0, N, "ratio"), ("1d", 0.0, 0.0, N, "ratio"),
+                               ("30d", 0.0, 0.0, N, "ratio")],
+    "owned_paid_ratio": [(N, N, 0.0, 0.0, N, "ratio")]
+    + [(m, w, 0.0, 0.0, N, "ratio") for m in ("earned_share", "owned_share", "owned_to_paid", "paid_share")
+       for w in ("1d", "30d")],
+    "engagement_rates": [
+        (N, 0.0, 0.0, N, "ratio"),
+        ("click_to_open_rate", 0.0, 0.0, N, "ratio"), ("email_click_rate", 0.0, 0.0, N, "ratio"),
+        ("email_open_rate", 0.0, 0.0, N, "ratio"), ("push_open_rate", 0.0, 0.0, N, "ratio"),
+        ("sms_click_rate", 0.0, 0.0, N, "ratio"), ("social_comments", 0.0, N, 0.0, "count"),
+        ("social_interactions", 0.0, N, 0.0, "count"), ("social_likes", 0.0, N, 0.0, "count"),
+        ("social_shares", 0.0, N, 0.0, "count"), ("website_visits", 0.0, N, 0.0, "count")],
+    # no device type has a visit: only the coverage row
+    "device_hour_index": [(N, N, 0.0, 0.0, N, "ratio")],
+    # the four fixed audiences every day; category audiences only with members
+    "audiences": [(N, N, 0.0, N, 0.0, "count"), (N, "reach", 0.0, N, 0.0, "count")]
+    + [(a, m, 0.0, N, 0.0, "count") for a in ("active_app_users", "cart_abandoners", "recent_email_clickers",
+                                               "winback_candidates") for m in ("activatable", "size")],
+    "influences_per_order": [(N, N, 0.0, 0.0, N, "count"), ("channels", N, 0.0, 0.0, N, "count")]
+    + [("order_share", b, 0.0, 0.0, N, "ratio") for b in BUCKETS_SORTED]
+    + [("touches", N, 0.0, 0.0, N, "count")],
+    # every model has its row every day; no channel has credit
+    "attributed_revenue": [(N, N, 0.0, N, 0.0, "currency")]
+    + [(m, N, 0.0, N, 0.0, "currency") for m in ("first_touch", "last_non_direct", "last_touch", "linear", "markov",
+                                                  "position_based", "shapley", "time_decay")],
+    "time_to_conversion": [(N, N, 0.0, N, "days"), ("mean_days", 0.0, 0.0, N, "days"),
+                           ("median_days", N, 0.0, N, "days")],
+    "time_to_first_value": [(N, 0.0, N, "days")],
+}
+
+
+def empty_inputs(kpi: KpiDefinition) -> dict[str, pd.DataFrame]:
+    """The KPI's inputs on a day when every one is empty, each as the KPI asset receives it."""
+    out = {}
+    for i in kpi.inputs:
+        frame = stored(SCHEMAS[tuple(i.key)], window=i.window_days > 1)
+        out[i.name] = frame[[*i.columns, *(["date"] if i.window_days > 1 else [])]] if i.columns else frame
+    return out
+
+
+def compute(kpi: KpiDefinition, inputs: dict[str, pd.DataFrame], day: dt.date = D) -> pd.DataFrame:
+    """What the KPI asset writes for `day` (the same extra arguments as the factory passes)."""
+    extra = {**({"day": day} if kpi.needs_day else {}), **({"settings": SETTINGS} if kpi.needs_settings else {}),
+             **({"remap": NO_CHANGES} if kpi.needs_remap else {})}
+    return finalise(kpi, kpi.compute(**inputs, **extra))
+
+
+def test_every_kpi_has_its_empty_day_written_out():
+    assert set(EXPECTED) == {k.name for k in ALL_KPIS}
+    assert {tuple(i.key) for k in ALL_KPIS for i in k.inputs} <= set(SCHEMAS)
+
+
+@pytest.mark.parametrize("kpi", ALL_KPIS, ids=lambda k: k.name)
+def test_a_kpi_on_empty_inputs_writes_its_empty_population_rows(kpi: KpiDefinition):
+    frame = compute(kpi, empty_inputs(kpi))
+    assert records(frame) == EXPECTED[kpi.name]
+    key = kpi_key(kpi)
+    results = [*standard_checks(kpi, key, frame)] + ([headline_target_check(kpi, key, frame)]
+                                                    if kpi.warn_below is not None else [])
+    assert [r.check_name for r in results if not r.passed] == []
+    table = arrow_table(frame, kpi.schema)  # the explicit schema, also for the all-null columns
+    assert table.schema == kpi.schema and checks.schema_is_declared(key, table, kpi.schema).passed
+
+
+def test_asset_counts_on_the_first_day_has_null_net_changes():
+    kpi = next(k for k in ALL_KPIS if k.name == "asset_counts")
+    frame = compute(kpi, empty_inputs(kpi), day=START)
+    changes = frame.loc[frame["metric"] == "net_change"]
+    assert len(changes) == 10 and changes[["numerator", "denominator", "value"]].isna().all().all()
+    assert records(frame.loc[frame["asset"] == "registered_customers"]) == [
+        ("registered_customers", "net_change", N, N, N, "count"),
+        ("registered_customers", "size", 0.0, N, 0.0, "count")]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the daily aggregates and the states on a day without events or orders
+
+EVENTS = stored(CLEAN_SCHEMAS["events"])
+ORDERS = stored(CLEAN_SCHEMAS["orders"])
+REFUNDS = stored(CLEAN_SCHEMAS["refunds"])
+FX_LATEST = stored(FX_LATEST_SCHEMA)
+IDENTITY_MAP = stored(IDENTITY_MAP_SCHEMA)
+MERGES = stored(IDENTITY_MERGES_SCHEMA)
+OLDEST = D - dt.timedelta(days=states.ORDER_BOOK_DAYS - 1)
+
+
+def _membership(previous: pd.DataFrame | None, person_signals: pd.DataFrame, order_book: pd.DataFrame):
+    return audiences.audience_membership(
+        person_signals, order_book, stored(aggregates.CATEGORY_VIEWS_SCHEMA, window=True),
+        stored(CRM_SCHEMAS["customers"]), IDENTITY_MAP, previous, NO_CHANGES, D, SETTINGS)
+
+
+# name: (build on an empty day with no previous state, schema, primary key)
+BUILDERS = {
+    "visits": (lambda: aggregates.daily_visits(EVENTS, SETTINGS.timezone), aggregates.VISITS_SCHEMA,
+               aggregates.VISITS_PK),
+    "person_engagement": (lambda: aggregates.daily_person_engagement(EVENTS, IDENTITY_MAP),
+                          aggregates.PERSON_ENGAGEMENT_SCHEMA, aggregates.PERSON_ENGAGEMENT_PK),
+    "category_views": (lambda: aggregates.daily_category_views(EVENTS, IDENTITY_MAP),
+                       aggregates.CATEGORY_VIEWS_SCHEMA, aggregates.CATEGORY_VIEWS_PK),
+    "messaging": (lambda: aggregates.daily_messaging(EVENTS, IDENTITY_MAP), aggregates.MESSAGING_SCHEMA,
+                  aggregates.MESSAGING_PK),
+    "first_orders": (lambda: aggregates.update_first_orders(None, ORDERS, IDENTITY_MAP, MERGES),
+                     aggregates.FIRST_ORDERS_SCHEMA, ["person_id"]),
+    "person_signals": (lambda: states.update_person_signals(None, EVENTS, ORDERS, IDENTITY_MAP, MERGES),
+                       states.PERSON_SIGNALS_SCHEMA, states.PERSON_SIGNALS_PK),
+    "order_book": (lambda: states.update_order_book(None, ORDERS, REFUNDS, FX_LATEST, IDENTITY_MAP, MERGES,
+                                                    SETTINGS.timezone, "USD", OLDEST)[0],
+                   states.ORDER_BOOK_SCHEMA, ["order_id"]),
+    "audience_membership": (lambda: _membership(None, stored(states.PERSON_SIGNALS_SCHEMA),
+                                                stored(states.ORDER_BOOK_SCHEMA)),
+                            audiences.MEMBERSHIP_SCHEMA, audiences.MEMBERSHIP_PK),
+}
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_an_aggregate_or_state_of_an_empty_day_is_an_empty_table_with_its_schema(name: str):
+    build, schema, pk = BUILDERS[name]
+    frame = build()
+    table = arrow_table(frame, schema)
+    assert table.num_rows == 0 and table.schema == schema
+    key = dg.AssetKey(name)
+    assert checks.schema_is_declared(key, table, schema).passed
+    assert checks.primary_key_is_unique(key, frame, pk).passed
+
+
+def _ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def test_states_carry_yesterday_unchanged_through_an_empty_day():
+    first = stored(aggregates.FIRST_ORDERS_SCHEMA, [
+        {"person_id": "P1", "first_order_id": "o1", "first_ordered_at": _ts("2026-10-02T10:00")}])
+    carried = aggregates.update_first_orders(first, ORDERS, IDENTITY_MAP, MERGES)
+    assert records(carried) == [("P1", "o1", _ts("2026-10-02T10:00"))]
+
+    signals = stored(states.PERSON_SIGNALS_SCHEMA, [
+        {"person_id": "P1", "signal": "app_install", "device_id": "d1", "latest_at": _ts("2026-10-03T09:00")},
+        {"person_id": "P1", "signal": "order", "device_id": None, "latest_at": _ts("2026-10-02T10:00")}])
+    carried = states.update_person_signals(signals, EVENTS, ORDERS, IDENTITY_MAP, MERGES)
+    assert records(carried) == [("P1", "app_install", "d1", _ts("2026-10-03T09:00")),
+                                ("P1", "order", None, _ts("2026-10-02T10:00"))]
+
+
+def test_the_order_book_of_an_empty_day_keeps_its_year_and_its_refunds():
+    def order(order_id: str, day: dt.date, refunded: float) -> dict:
+        return {"order_id": order_id, "person_id": "P1", "ordered_at": _ts(f"{day}T15:00"), "order_day": day,
+                "currency": "USD", "net_revenue": 40.0, "net_revenue_original": 40.0, "refunded_original": refunded,
+                "count_refunds": int(refunded > 0), "fully_refunded": refunded >= 40.0, "categories": "shoes"}
+
+    previous = stored(states.ORDER_BOOK_SCHEMA, [order("o-old", OLDEST - dt.timedelta(days=1), 0.0),
+                                                 order("o1", D - dt.timedelta(days=1), 40.0)])
+    book, applied = states.update_order_book(previous, ORDERS, REFUNDS, FX_LATEST, IDENTITY_MAP, MERGES,
+                                             SETTINGS.timezone, "USD", OLDEST)
+    # the order older than a year leaves the book; o1 keeps its full refund; nothing was applied today
+    assert records(book[["order_id", "refunded_original", "count_refunds", "fully_refunded"]]) == [
+        ("o1", 40.0, 1, True)]
+    assert applied.empty
+    assert checks.refunds_reconcile(dg.AssetKey("order_book"), previous, book, applied).passed
+
+
+def test_audience_membership_of_an_empty_day_after_a_day_with_members_is_empty():
+    previous = stored(audiences.MEMBERSHIP_SCHEMA, [
+        {"person_id": "P1", "audience": "cart_abandoners", "since": START, "activatable": True}])
+    frame = _membership(previous, stored(states.PERSON_SIGNALS_SCHEMA), stored(states.ORDER_BOOK_SCHEMA))
+    assert frame.empty and arrow_table(frame, audiences.MEMBERSHIP_SCHEMA).schema == audiences.MEMBERSHIP_SCHEMA
+
+
+def test_uar_30d_of_a_deployment_without_events_counts_no_registrant_as_active():
+    """Registrants exist (CRM) but no engagement was ever seen (no events source): 0, not a crash."""
+    kpi = next(k for k in ALL_KPIS if k.name == "uar_30d")
+    inputs = empty_inputs(kpi)
+    inputs["crm_customers"] = stored(CRM_SCHEMAS["customers"], [
+        {"customer_id": "C1", "created_at": _ts("2026-10-01T08:00")}])[["customer_id", "created_at"]]
+    inputs["identity_map"] = stored(IDENTITY_MAP_SCHEMA, [
+        {"identifier_type": "customer_id", "identifier": "C1", "person_id": "P1", "is_refused": False}])[
+        ["identifier_type", "identifier", "person_id", "is_refused"]]
+    assert records(compute(kpi, inputs)) == [(N, 0.0, N, 0.0, "count")]
