@@ -79,7 +79,7 @@ def check_evaluation(instance, key: list[str], check_name: str, day: dt.date) ->
 
 def test_every_asset_is_materialised_every_day_and_no_check_fails(run):
     settings, _, instance, _ = run
-    defs = build_definitions(settings, secrets_from_env=False)
+    defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     keys = sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string())
     assert len(keys) >= 60
