@@ -34,7 +34,10 @@ def parse_utc(values: pd.Series) -> pd.Series:
         return values.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return values.dt.tz_localize("UTC").astype("datetime64[us, UTC]")
-    text = clean_text(values)
+    # Digits beyond the microsecond are dropped before parsing (the result is in microseconds anyway): pandas
+    # parses at the finest resolution any value asks for, and at nanoseconds every year from 2262 on would
+    # become NaT, i.e. "unparsable", for the whole column, instead of a valid far-future timestamp.
+    text = clean_text(values).str.replace(r"(\.\d{6})\d+", r"\1", regex=True)
     parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
     return parsed.astype("datetime64[us, UTC]")
 
