@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from crm_pipeline.settings import Settings
+from crm_pipeline.settings import DEFAULT_MAX_FILE_BYTES, Settings
 
 OWNERS = ["team:crm-data"]
 
@@ -27,6 +27,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     phone_region: str = "US"
     quarantine_warn_rate: float = 0.05
     crm_chunk_size: int = 50_000
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     hub_max_customer_ids: int = 3
     identity_refuse_shared: bool = True
     identity_max_customer_ids: dict[str, int] = Field(default_factory=dict)

@@ -16,6 +16,7 @@ def test_defaults_are_local_folders_under_data(tmp_path):
     assert s.pii_key == DEVELOPMENT_PII_KEY and s.is_development_key
     assert s.start_date == dt.date(2026, 10, 1)
     assert s.storage_options == {}
+    assert s.max_file_bytes == 4 * 2**30
 
 
 def test_environment_overrides(tmp_path):
@@ -50,6 +51,7 @@ def test_environment_overrides(tmp_path):
         ({"CRM_SCHEDULE_HOUR": "25"}, ValueError),
         ({"CRM_REPORTING_CURRENCY": "DOLLAR"}, ValueError),
         ({"CRM_START_DATE": "01/10/2026"}, ValueError),
+        ({"CRM_MAX_FILE_BYTES": "0"}, ValueError),
     ],
 )
 def test_invalid_settings_fail_clearly(tmp_path, env, error):
@@ -63,8 +65,10 @@ def test_the_settings_resource_round_trips_every_run_time_setting(tmp_path):
     env = {"CRM_TIMEZONE": "Asia/Tokyo", "CRM_PII_KEY": "k", "CRM_SITE_HOSTS": "a.example,b.example",
            "CRM_IDENTITY_MAX_CUSTOMER_IDS": "email=1", "CRM_PLACEHOLDER_PHONES": "555",
            "CRM_IDENTITY_REFUSE_SHARED": "false", "CRM_GROUND_TRUTH_ROOT": "truth",
-           "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "CRM_START_DATE": "2026-01-31"}
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "CRM_START_DATE": "2026-01-31",
+           "CRM_MAX_FILE_BYTES": "1048576"}
     settings = Settings.from_env(env, base_dir=tmp_path)
+    assert settings.max_file_bytes == 1 << 20
     assert PipelineSettingsResource.from_settings(settings).get() == settings
     assert not settings.identity_refuse_shared and settings.identity_max_customer_ids == {"email": 1}
 
