@@ -174,8 +174,7 @@ def read_landing_batches(path: str, settings: Settings, string_columns: Sequence
     progress = _Progress()
 
     def open_text() -> "_TextStream":
-        source = _open(fs, fs_path)
-        return _TextStream(gzip.GzipFile(fileobj=source, mode="rb") if name.endswith(".gz") else source, limit)
+        return _TextStream(_open(fs, fs_path), limit, gzipped=name.endswith(".gz"))
 
     try:
         if name.endswith(".parquet"):
@@ -258,8 +257,9 @@ class _TextStream(io.RawIOBase):
     """The decompressed bytes of a text file, counted: more than `limit` bytes raise `UnreadableFile` (a
     decompression bomb or an absurd file is stopped there). A leading UTF-8 BOM is dropped."""
 
-    def __init__(self, source: Any, limit: int) -> None:
-        self._source = source
+    def __init__(self, storage: "_Storage", limit: int, *, gzipped: bool) -> None:
+        self._storage = storage
+        self._source: Any = gzip.GzipFile(fileobj=storage, mode="rb") if gzipped else storage
         self._limit = limit
         self._read = 0
         self._pending = b""  # bytes looked at by `start` or `first_line`, served again to the parser
@@ -292,19 +292,23 @@ class _TextStream(io.RawIOBase):
         return len(data)
 
     def start(self) -> bytes:
-        """The first byte of content (b"" for a blank file), after dropping a BOM and leading blank space, whose
-        line ends are counted in `blank_lines` (so line numbers stay true). Only blank space is consumed."""
+        """The first byte of content (b"" for a blank file), after dropping a BOM and any leading blank lines,
+        which are counted in `blank_lines` (so line numbers stay true). Nothing else is consumed."""
         while not self._eof and len(self._pending) < len(_BOM):
             self._pending += self._more(1 << 16)
         if self._pending.startswith(_BOM):
             self._pending = self._pending[len(_BOM):]
         while True:
             content = self._pending.lstrip()
-            self.blank_lines += self._pending.count(b"\n", 0, len(self._pending) - len(content))
-            self._pending = content
+            blank = self._pending[: len(self._pending) - len(content)]
+            cut = blank.rfind(b"\n") + 1  # whole blank lines go; the blanks that start the first line stay
+            self.blank_lines += blank.count(b"\n")
+            self._pending = self._pending[cut:]
             if content or self._eof:
                 return content[:1]
-            self._pending = self._more(1 << 16)  # a blank prefix is dropped as it comes: no blank bomb is kept
+            if len(self._pending) > BLOCK_BYTES:
+                raise UnreadableFile(f"a line longer than {BLOCK_BYTES:,} bytes")
+            self._pending += self._more(1 << 16)  # blank lines are dropped as they come: no blank bomb is kept
 
     def first_line(self) -> bytes:
         """The first line (without its end), read ahead and kept for the parser."""
@@ -316,6 +320,7 @@ class _TextStream(io.RawIOBase):
 
     def close(self) -> None:
         self._source.close()
+        self._storage.close()  # a GzipFile does not close the file it was given
         super().close()
 
 

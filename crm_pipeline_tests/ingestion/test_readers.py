@@ -119,6 +119,22 @@ def test_empty_file_is_an_empty_delivery(tmp_path: Path) -> None:
     assert (result.rows_in, result.files_read, result.unparsable_files) == (0, 2, [])
 
 
+def test_blank_lines_before_the_content(tmp_path: Path) -> None:
+    """A BOM and blank lines before the header or the first object are skipped; line numbers still count them;
+    a file of blanks only is an empty delivery."""
+    settings = make_settings(tmp_path)
+    write(settings, "events", D, "a.csv", b"\xef\xbb\xbf\n\r\n  \nevent_id,occurred_at,event_type,anonymous_id\n"
+                                          b"e1,2026-10-02T10:00:00Z,login,a1\n")
+    write(settings, "events", D, "b.csv.gz", gzip.compress(b" \n\t\r\n" * 1000))
+    broken = write(settings, "events", D, "c.jsonl", b"\n \n" + b'{"event_id": "e2", }\n')
+    result = ingest_landing_day("events", D, settings)
+    assert result.clean["event_id"].tolist() == ["e1"]
+    assert [(f.path, f.error) for f in result.unparsable_files] == [
+        (broken, "c.jsonl: JSONDecodeError: invalid JSON at line 3, column 20 (Expecting property name enclosed in "
+                 "double quotes)")]
+    assert (result.rows_in, result.files_read) == (1, 2)
+
+
 def test_listing_is_sorted_and_skips_non_data(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     for name in ("b.csv", "a.parquet", "C.JSONL", "_SUCCESS", ".a.csv.tmp", "notes.txt", "c.json.gz"):
