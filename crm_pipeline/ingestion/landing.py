@@ -228,7 +228,7 @@ def _read_assigned(
     return raw, files, unparsable, skipped, files_read
 
 
-def string_columns(contract: LandingContract) -> list[str]:
+def _string_columns(contract: LandingContract) -> list[str]:
     """The contract's text columns (JSON readers must not infer an id such as "007" into a number)."""
     return [c for c in contract.columns if c not in contract.numbers]
 
@@ -240,7 +240,7 @@ def assigned_batches(contract: LandingContract, path: str, folder_day: dt.date, 
     read through here, so a late file's rows are assigned exactly as ingestion assigns them. Raises
     `UnreadableFile` (possibly after some batches: the caller drops them)."""
     first_row = 0
-    for table in read_landing_batches(path, settings, string_columns(contract)):
+    for table in read_landing_batches(path, settings, _string_columns(contract)):
         yield _assign(contract, table, folder_day, day, settings, file_index, first_row)
         first_row += table.num_rows
 
