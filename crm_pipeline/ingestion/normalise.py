@@ -51,8 +51,18 @@ def parse_date(values: pd.Series) -> pd.Series:
     return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
 
 
+# The latest instant whose local time is still in the year 9999 in every timezone (UTC+14 at most)
+_LAST_LOCAL_INSTANT = pd.Timestamp("9999-12-31T09:59:59.999999", tz="UTC")
+
+
 def local_day(ts_utc: pd.Series, timezone: str) -> pd.Series:
-    """Calendar day (as `datetime64[s]`, midnight) of UTC timestamps in the reporting timezone."""
+    """Calendar day (as `datetime64[s]`, midnight) of UTC timestamps in the reporting timezone.
+
+    An instant whose local time would fall in the year 10000 (`9999-12-31T23:59:59Z`, a common "never", in
+    Europe/Paris) has no calendar date and made the conversion raise: instants after 9999-12-31T09:59:59Z count
+    as that instant (day 9999-12-31 from UTC-10 eastwards; such a day is millennia from any data's day anyway).
+    """
+    ts_utc = ts_utc.clip(upper=_LAST_LOCAL_INSTANT)
     return ts_utc.dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize().astype("datetime64[s]")
 
 
