@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crm_pipeline.ingestion.readers import shown
 from crm_pipeline.ingestion.result import IngestResult
 from crm_pipeline.metadata import arrow_table
 
@@ -100,15 +101,19 @@ def quarantine_rate_below_threshold(
 
 
 def no_unparsable_files(asset_key: dg.AssetKey, result: IngestResult) -> dg.AssetCheckResult:
-    """Fails, naming the files, when a whole landing file could not be parsed (it is in quarantine)."""
-    files = [f.path for f in result.unparsable_files]
+    """Fails, naming the files, when a whole landing file could not be parsed (it is in quarantine).
+
+    The errors shown are the content-free summaries: a parser's full message can quote a row (emails, phones)
+    and stays in the quarantine.
+    """
+    files = [shown(f.path) for f in result.unparsable_files]
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name="no_unparsable_files",
         passed=not files,
         description=("Unparsable files: " + ", ".join(files)) if files else None,
         metadata={"unparsable_files": dg.MetadataValue.json(
-            [{"path": f.path, "error": f.error} for f in result.unparsable_files])},
+            [{"path": shown(f.path), "error": f.error} for f in result.unparsable_files])},
     )
 
 
@@ -168,6 +173,25 @@ def amounts_are_within_range(asset_key: dg.AssetKey, frame: pd.DataFrame, column
         metadata={"rows_out_of_range": int(outside.any(axis=1).sum()), "max_amount": max_amount,
                   "out_of_range_by_column": dg.MetadataValue.json(per_column)},
     )
+def no_skipped_files(asset_key: dg.AssetKey, result: IngestResult) -> dg.AssetCheckResult:
+    """Warns, naming them, when entries of the day's landing folder were not read: another suffix (`events.json`,
+    `orders.CSV.bz2`), a symbolic link, a sub-folder, a name with control characters. Markers and hidden files
+    (`_SUCCESS`, `.part.tmp`) are an exporter's normal bookkeeping: listed in the metadata, no warning."""
+    unexpected = [f for f in result.skipped_files if not f.expected]
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name="no_skipped_files",
+        passed=not unexpected,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=("Not read: " + ", ".join(f"{shown(f.path)} ({f.reason})" for f in unexpected))
+        if unexpected else None,
+        metadata={"skipped_files": dg.MetadataValue.json(skipped_files(result))},
+    )
+
+
+def skipped_files(result: IngestResult) -> list[dict[str, object]]:
+    """The skipped entries of the day's landing folder as metadata (names escaped: no forged log lines)."""
+    return [{"path": shown(f.path), "reason": f.reason, "expected": f.expected} for f in result.skipped_files]
 
 
 def written(asset_key: dg.AssetKey, frame: pd.DataFrame, schema: pa.Schema, **output: object):

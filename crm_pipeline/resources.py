@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from crm_pipeline.settings import DEVELOPMENT_PII_KEY, Settings, url_has_password
+from crm_pipeline.settings import DEFAULT_MAX_FILE_BYTES, DEVELOPMENT_PII_KEY, Settings, url_has_password
 
 OWNERS = ["team:crm-data"]
 
@@ -83,6 +83,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     max_amount: float = 1e9
     duplicate_id_horizon_days: int = 400
     crm_chunk_size: int = 50_000
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     hub_max_customer_ids: int = 3
     identity_refuse_shared: bool = True
     identity_max_customer_ids: dict[str, int] = Field(default_factory=dict)

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 DEVELOPMENT_PII_KEY = "crm-pipeline-DEVELOPMENT-ONLY-pii-key-do-not-use-in-production"
 
 DEFAULT_START_DATE = dt.date(2026, 10, 1)
+# 4 GiB: above a single-file export of a day of ~15M events, far below what a decompression bomb expands to
+DEFAULT_MAX_FILE_BYTES = 4 << 30
 
 
 def mask_url(url: str) -> str:
@@ -105,6 +107,9 @@ class Settings:
     duplicate_id_horizon_days: int = 400
     # rows per chunk when streaming CRM tables
     crm_chunk_size: int = 50_000
+    # the most bytes one landing file may hold once decompressed (Parquet: once decoded); a file over it is
+    # quarantined as unparsable without being read to its end (decompression bombs, absurd files)
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     # identity: an identifier co-occurring with more customer_ids than this is a hub and links nothing
     hub_max_customer_ids: int = 3
     # identity: refuse identifiers seen with 2..K customer_ids that no other evidence puts in one person
@@ -172,6 +177,7 @@ class Settings:
             max_amount=float(get("CRM_MAX_AMOUNT") or 1e9),
             duplicate_id_horizon_days=int(get("CRM_DUPLICATE_ID_HORIZON_DAYS") or 400),
             crm_chunk_size=int(get("CRM_CHUNK_SIZE") or 50_000),
+            max_file_bytes=int(get("CRM_MAX_FILE_BYTES") or DEFAULT_MAX_FILE_BYTES),
             hub_max_customer_ids=int(get("CRM_HUB_MAX_CUSTOMER_IDS") or 3),
             identity_refuse_shared=_flag(get("CRM_IDENTITY_REFUSE_SHARED"), True),
             identity_max_customer_ids={k: int(v) for k, v in _parse_pairs(
@@ -222,6 +228,8 @@ class Settings:
             raise ValueError(f"CRM_MAX_AMOUNT must be a positive finite number, got {self.max_amount}")
         if self.duplicate_id_horizon_days < 1:
             raise ValueError("CRM_DUPLICATE_ID_HORIZON_DAYS must be at least 1")
+        if self.max_file_bytes < 1:
+            raise ValueError("CRM_MAX_FILE_BYTES must be positive")
         if self.hub_max_customer_ids < 1:
             raise ValueError("CRM_HUB_MAX_CUSTOMER_IDS must be at least 1")
         if not 0 < self.fuzzy_match_threshold < 1:

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from crm_pipeline import checks
-from crm_pipeline.ingestion.result import IngestResult, UnparsableFile, empty_quarantine
+from crm_pipeline.ingestion.result import IngestResult, SkippedFile, UnparsableFile, empty_quarantine
 
 KEY = dg.AssetKey(["ingest", "orders"])
 SCHEMA = pa.schema([pa.field("order_id", pa.string()), pa.field("amount", pa.float64())])
@@ -123,6 +123,32 @@ def test_crm_table_not_emptied_fails_when_a_table_with_rows_is_emptied(exists, n
                                          "118 rows")
     assert {k: v.value for k, v in result.metadata.items()} == {
         "table": "leads", "table_exists": exists, "table_rows": 0, "previous_snapshot_rows": 118}
+def test_no_unparsable_files_shows_the_summary_not_the_parser_message():
+    # defect: the parser's message quotes the row; only the content-free summary may leave the quarantine
+    broken = UnparsableFile("landing/a.csv", "a.csv: ArrowInvalid: a CSV row has 4 fields where the header has 3",
+                            "ArrowInvalid: CSV parse error: Expected 3 columns, got 4: e1,jane@example.com,x,y")
+    result = checks.no_unparsable_files(KEY, _result(1, 1, 0, 0, [broken]))
+    assert not result.passed
+    assert result.metadata["unparsable_files"].value == [{"path": "landing/a.csv", "error": broken.error}]
+    assert "jane@example.com" not in str(result.metadata) + str(result.description)
+
+
+def test_no_skipped_files_warns_about_files_that_were_not_read():
+    markers = [SkippedFile("landing/_SUCCESS", "hidden or marker file", expected=True)]
+    quiet = checks.no_skipped_files(KEY, IngestResult(clean=pd.DataFrame(), quarantine=empty_quarantine(), rows_in=0,
+                                                      rows_duplicate=0, skipped_files=markers))
+    assert quiet.passed and quiet.metadata["skipped_files"].value == [
+        {"path": "landing/_SUCCESS", "reason": "hidden or marker file", "expected": True}]
+    # defect: an export delivered with a suffix the pipeline does not read, and a name that forges a log line
+    unread = [*markers, SkippedFile("landing/events.json", "unsupported suffix"),
+              SkippedFile("landing/a\nERROR x.csv", "file name holds control characters")]
+    loud = checks.no_skipped_files(KEY, IngestResult(clean=pd.DataFrame(), quarantine=empty_quarantine(), rows_in=0,
+                                                     rows_duplicate=0, skipped_files=unread))
+    assert not loud.passed and loud.severity == dg.AssetCheckSeverity.WARN
+    assert loud.description == ("Not read: landing/events.json (unsupported suffix), "
+                                "landing/a\\nERROR x.csv (file name holds control characters)")
+    assert [f["path"] for f in loud.metadata["skipped_files"].value] == [
+        "landing/_SUCCESS", "landing/events.json", "landing/a\\nERROR x.csv"]
 
 
 def test_schema_check_fails_on_a_null_in_a_required_column():

@@ -16,6 +16,7 @@ def test_defaults_are_local_folders_under_data(tmp_path):
     assert s.pii_key == DEVELOPMENT_PII_KEY and s.is_development_key
     assert s.start_date == dt.date(2026, 10, 1)
     assert s.storage_options == {}
+    assert s.max_file_bytes == 4 * 2**30
 
 
 def test_environment_overrides(tmp_path):
@@ -53,6 +54,7 @@ def test_environment_overrides(tmp_path):
         ({"CRM_MAX_AMOUNT": "0"}, ValueError),
         ({"CRM_MAX_AMOUNT": "inf"}, ValueError),
         ({"CRM_DUPLICATE_ID_HORIZON_DAYS": "0"}, ValueError),
+        ({"CRM_MAX_FILE_BYTES": "0"}, ValueError),
     ],
 )
 def test_invalid_settings_fail_clearly(tmp_path, env, error):
@@ -67,11 +69,12 @@ def test_the_settings_resource_round_trips_every_run_time_setting(tmp_path, monk
            "CRM_IDENTITY_MAX_CUSTOMER_IDS": "email=1", "CRM_PLACEHOLDER_PHONES": "555",
            "CRM_IDENTITY_REFUSE_SHARED": "false", "CRM_GROUND_TRUTH_ROOT": "truth",
            "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "CRM_START_DATE": "2026-01-31", "CRM_MAX_AMOUNT": "5e10",
-           "CRM_DUPLICATE_ID_HORIZON_DAYS": "730",
+           "CRM_DUPLICATE_ID_HORIZON_DAYS": "730", "CRM_MAX_FILE_BYTES": "1048576",
            "CRM_DATABASE_URL": "postgresql+psycopg://crm:pw@db/crm", "CRM_ALLOW_DEVELOPMENT_PII_KEY": "true"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env(env, base_dir=tmp_path)
+    assert settings.max_file_bytes == 1 << 20
     resource = PipelineSettingsResource.from_settings(settings)
     # the secrets are references to their variables, resolved when a run initialises the resource
     assert (resource.pii_key, resource.database_url) == ("CRM_PII_KEY", "CRM_DATABASE_URL")

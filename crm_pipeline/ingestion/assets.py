@@ -32,6 +32,7 @@ from crm_pipeline.ingestion.landing import (
 )
 from crm_pipeline.ingestion.late import landing_listing
 from crm_pipeline.ingestion.layout import landing_root_exists
+from crm_pipeline.ingestion.readers import shown
 from crm_pipeline.ingestion.result import QUARANTINE_SCHEMA, IngestResult
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
@@ -127,6 +128,10 @@ def _ingest_checks(key: dg.AssetKey, source: str, pk: Sequence[str], partitions:
     if files:
         specs.append(dg.AssetCheckSpec("no_unparsable_files", asset=key, partitions_def=partitions,
                                        description="fails, naming them, when whole files could not be parsed"))
+        specs.append(dg.AssetCheckSpec("no_skipped_files", asset=key, partitions_def=partitions,
+                                       description="warns, naming them, when files of the day's landing folder "
+                                                   "were not read (other suffixes, symbolic links, sub-folders; "
+                                                   "markers such as _SUCCESS are expected)"))
         specs.append(dg.AssetCheckSpec("landing_root_exists", asset=key, blocking=True, partitions_def=partitions,
                                        description="fails when CRM_LANDING_ROOT holds nothing at all (missing)"))
     else:
@@ -152,6 +157,7 @@ def _emit_checks(key: dg.AssetKey, source: str, table: pa.Table, quarantine: pa.
     yield checks.quarantine_rate_below_threshold(key, result, settings.quarantine_warn_rate)
     if files:
         yield checks.no_unparsable_files(key, result)
+        yield checks.no_skipped_files(key, result)
     if amounts:
         yield checks.amounts_are_within_range(key, result.clean, amounts, settings.max_amount)
 
@@ -179,7 +185,7 @@ def _count_metadata(source: str, result: IngestResult) -> dict[str, object]:
         "source": source,
         **counts,
         "quarantine_by_reason": dg.MetadataValue.json(result.quarantine_by_reason()),
-        "unparsable_files": dg.MetadataValue.json([f.path for f in result.unparsable_files]),
+        "unparsable_files": dg.MetadataValue.json([shown(f.path) for f in result.unparsable_files]),
     }
 
 
@@ -266,7 +272,8 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
         if remembers_ids:  # first: Dagster wants a multi-asset's outputs in dependency order
             yield from _seen_ids_events(source, previous_ids, result, day, settings, bootstrapped)
         table = arrow_table(result.clean, schema)
-        metadata = {**_count_metadata(source, result), "landing_files": dg.MetadataValue.json(listing)}
+        metadata = {**_count_metadata(source, result), "landing_files": dg.MetadataValue.json(listing),
+                    "skipped_files": dg.MetadataValue.json(checks.skipped_files(result))}
         yield dg.Output(table, output_name="clean", metadata=metadata)
         quarantine = arrow_table(result.quarantine, QUARANTINE_SCHEMA)
         yield dg.Output(quarantine, output_name="quarantine",
@@ -274,9 +281,14 @@ def landing_asset(source: str, partitions: dg.DailyPartitionsDefinition) -> dg.A
         yield from _emit_checks(key, source, table, quarantine, schema, pk, result, settings, files=True,
                                 amounts=amounts)
         yield checks.landing_root_exists(key, settings.landing_root, root_exists)
+        # content-free summaries and escaped names only: a log line never quotes a row nor is forged by a name
         if result.unparsable_files:
             context.log.error(f"{source} {context.partition_key}: unparsable files quarantined: "
-                              + ", ".join(f.path for f in result.unparsable_files))
+                              + "; ".join(f.error for f in result.unparsable_files))
+        unexpected = [f for f in result.skipped_files if not f.expected]
+        if unexpected:
+            context.log.warning(f"{source} {context.partition_key}: landing files not read: "
+                                + "; ".join(f"{shown(f.path)} ({f.reason})" for f in unexpected))
 
     decorator = dg.multi_asset(
         name=f"ingest_{source}", outs=outs, ins=ins, partitions_def=partitions, check_specs=check_specs,

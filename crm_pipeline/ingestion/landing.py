@@ -5,7 +5,7 @@ to D, and turns them into clean rows, quarantined rows and counts that reconcile
 
 1. Assignment: a row belongs to the day of its timestamp (`date` for costs and fx_rates) in the reporting
    timezone when that is parsable and within one day of its folder's day, else to its folder's day.
-   Assignment happens file by file, so only the rows of D are ever held in memory together.
+   Files are streamed and assigned batch by batch, so only the rows of D (and one batch) are ever in memory.
 2. Exact re-deliveries (the same values in every contract column, whatever the file) are dropped and
    counted; the first by folder day, file name and row number is kept. Values are compared as meant, not as
    spelled: `2026-10-01T12:00:00Z` and `2026-10-01T14:00:00+02:00` are the same instant, `12.50` and `12.5`
@@ -30,6 +30,7 @@ Everything is vectorised over the rows; per-row Python runs only to serialise th
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -72,8 +73,21 @@ from crm_pipeline.ingestion.normalise import (
     parse_utc,
     pseudonymise,
 )
-from crm_pipeline.ingestion.readers import TEXT_DTYPE, iter_landing_files, text_frame
-from crm_pipeline.ingestion.result import QUARANTINE_SCHEMA, IngestResult, UnparsableFile, records_as_json
+from crm_pipeline.ingestion.readers import (
+    TEXT_DTYPE,
+    UnreadableFile,
+    list_landing_folder,
+    read_landing_batches,
+    shown,
+    text_frame,
+)
+from crm_pipeline.ingestion.result import (
+    QUARANTINE_SCHEMA,
+    IngestResult,
+    SkippedFile,
+    UnparsableFile,
+    records_as_json,
+)
 from crm_pipeline.metadata import string_array
 from crm_pipeline.settings import Settings
 
@@ -129,7 +143,7 @@ def ingest_landing_day(
     if seen_ids is not None and source not in SEEN_ID_SOURCES:
         raise ValueError(f"{source} keeps no ids across days (only {', '.join(SEEN_ID_SOURCES)})")
     contract = CONTRACTS[source]
-    raw, files, unparsable, files_read = _read_assigned(contract, day, settings)
+    raw, files, unparsable, skipped, files_read = _read_assigned(contract, day, settings)
     rows_in = len(raw)
 
     norm = pd.DataFrame({c: clean_text(raw[c]) for c in contract.columns}, index=raw.index)
@@ -159,7 +173,7 @@ def ingest_landing_day(
                              repeated, first_seen)
     result = IngestResult(
         clean=clean, quarantine=quarantine, rows_in=rows_in, rows_duplicate=rows_duplicate,
-        files_read=files_read, unparsable_files=unparsable,
+        files_read=files_read, unparsable_files=unparsable, skipped_files=skipped,
     )
     if not result.reconciles:  # a bug, not bad input: refuse to hand on numbers that do not add up
         raise AssertionError(f"{source} {day}: counts do not reconcile: {dict(result.counts())}")
@@ -267,41 +281,68 @@ def _fx_state(frame: pd.DataFrame | None) -> pd.DataFrame:
 
 def _read_assigned(
     contract: LandingContract, day: dt.date, settings: Settings
-) -> tuple[pd.DataFrame, list[str], list[UnparsableFile], int]:
+) -> tuple[pd.DataFrame, list[str], list[UnparsableFile], list[SkippedFile], int]:
     """The rows of folders D-1, D, D+1 assigned to D, in (folder day, file name, row) order.
 
-    An unparsable file is reported by the partition of its own folder only, so that it is one quarantine
-    entry in all, not three.
+    Files are streamed: only the rows of D are kept, batch by batch. An unparsable file (even one found after
+    some of its batches were read) contributes no row, and is reported by the partition of its own folder only,
+    so that it is one quarantine entry in all, not three; skipped folder entries likewise.
     """
-    string_columns = [c for c in contract.columns if c not in contract.numbers]
     tables: list[pa.Table] = []
     files: list[str] = []
     unparsable: list[UnparsableFile] = []
+    skipped: list[SkippedFile] = []
     files_read = 0
     for offset in (-1, 0, 1):
         folder_day = day + dt.timedelta(days=offset)
-        for path, table in iter_landing_files(contract.source, folder_day, settings, string_columns):
-            if isinstance(table, UnparsableFile):
-                log.warning("unparsable landing file %s: %s", table.path, table.error)
+        folder = list_landing_folder(contract.source, folder_day, settings)
+        if offset == 0:
+            skipped = folder.skipped
+            for entry in skipped:
+                if not entry.expected:
+                    log.warning("landing file not read: %s (%s)", shown(entry.path), entry.reason)
+        for path in folder.files:
+            try:
+                kept = [t for t in assigned_batches(contract, path, folder_day, day, settings, len(files))
+                        if t.num_rows]
+            except UnreadableFile as exc:
+                log.warning("unparsable landing file in %s: %s", shown(path.rsplit("/", 1)[0]), exc.summary)
                 if offset == 0:
-                    unparsable.append(table)
+                    unparsable.append(UnparsableFile(path=path, error=exc.summary, detail=exc.detail))
                 continue
             files_read += 1
-            assigned = _assign(contract, table, folder_day, day, settings, len(files))
             files.append(path)
-            if assigned.num_rows:
-                tables.append(assigned)
+            tables.extend(kept)
     if tables:
-        combined = pa.concat_tables(tables, promote_options="default")
+        # one chunk per column: the day's vectorised work is much slower on hundreds of batch-sized chunks
+        combined = pa.concat_tables(tables, promote_options="default").combine_chunks()
+        del tables
     else:
-        combined = _assign(contract, pa.table({}), day, day, settings, 0)
+        combined = _assign(contract, pa.table({}), day, day, settings, 0, 0)
     raw = text_frame(combined)
-    return raw, files, unparsable, files_read
+    return raw, files, unparsable, skipped, files_read
+
+
+def _string_columns(contract: LandingContract) -> list[str]:
+    """The contract's text columns (JSON readers must not infer an id such as "007" into a number)."""
+    return [c for c in contract.columns if c not in contract.numbers]
+
+
+def assigned_batches(contract: LandingContract, path: str, folder_day: dt.date, day: dt.date, settings: Settings,
+                     file_index: int) -> Iterator[pa.Table]:
+    """The rows of one landing file of folder `folder_day` that are assigned to `day`, batch by batch, with the
+    bookkeeping columns (row numbers count from the file's first row). Ingestion and the late-data sensor both
+    read through here, so a late file's rows are assigned exactly as ingestion assigns them. Raises
+    `UnreadableFile` (possibly after some batches: the caller drops them)."""
+    first_row = 0
+    for table in read_landing_batches(path, settings, _string_columns(contract)):
+        yield _assign(contract, table, folder_day, day, settings, file_index, first_row)
+        first_row += table.num_rows
 
 
 def _assign(contract: LandingContract, table: pa.Table, folder_day: dt.date, day: dt.date,
-            settings: Settings, file_index: int) -> pa.Table:
-    """The rows of one file assigned to `day`, with the bookkeeping columns added."""
+            settings: Settings, file_index: int, first_row: int) -> pa.Table:
+    """The rows of one batch of a file assigned to `day`, with the bookkeeping columns added."""
     for column in contract.columns:
         if column not in table.column_names:  # a contract column missing from a file is null in every row
             table = table.append_column(column, pa.nulls(table.num_rows, pa.string()))
@@ -319,10 +360,11 @@ def _assign(contract: LandingContract, table: pa.Table, folder_day: dt.date, day
     assigned = np.where(within, value_day.to_numpy(), folder)
     keep = assigned == np.datetime64(day.isoformat(), "s")
     rows = np.flatnonzero(keep)
-    kept = table.take(pa.array(rows))
+    # the common case (every row of the batch is of D) keeps the batch as it is, without a copy
+    kept = table if len(rows) == table.num_rows else table.take(pa.array(rows))
     meta = {
         _FILE: pa.array(np.full(len(rows), file_index, dtype=np.int32)),
-        _ROW: pa.array(rows.astype(np.int64)),
+        _ROW: pa.array(rows.astype(np.int64) + first_row),
         _VALUE: pa.Array.from_pandas(value.iloc[rows]).cast(_value_type(contract)),
         _MISMATCH: pa.array(mismatch[rows], type=pa.bool_()),
     }
@@ -787,7 +829,7 @@ def _quarantine(contract: LandingContract, checks: _Checks, reason_code: np.ndar
             "row_number": pd.array([pd.NA] * len(unparsable), dtype="Int64"),
             "record_id": pd.array([pd.NA] * len(unparsable), dtype="string"),
             "reason": "unparsable_file",
-            "detail": [f.error for f in unparsable],
+            "detail": [f.detail or f.error for f in unparsable],
             "record": pd.array([pd.NA] * len(unparsable), dtype="string"),
         }))
 

@@ -27,11 +27,11 @@ from crm_pipeline.ingestion.crm import (
     _table_columns,
     crm_connection,
 )
-from crm_pipeline.ingestion.landing import _assign
+from crm_pipeline.ingestion.landing import assigned_batches
 from crm_pipeline.ingestion.normalise import local_day, parse_utc
-from crm_pipeline.ingestion.readers import day_folder, list_landing_files, read_landing_file
+from crm_pipeline.ingestion.readers import UnreadableFile, list_landing_folder
 from crm_pipeline.settings import Settings
-from crm_pipeline.storage.fs import file_signature, filesystem
+from crm_pipeline.storage.fs import file_signature
 
 FOLDER_OFFSETS = (-1, 0, 1)
 
@@ -40,14 +40,8 @@ def landing_listing(source: str, day: dt.date, settings: Settings) -> dict[str, 
     """{path: size|mtime} of the landing files partition D reads (folders D-1, D, D+1)."""
     out: dict[str, str] = {}
     for offset in FOLDER_OFFSETS:
-        paths = list_landing_files(source, day + dt.timedelta(days=offset), settings)
-        if not paths:
-            continue
-        fs, folder = filesystem(day_folder(settings, source, day + dt.timedelta(days=offset)),
-                                settings.storage_options)
-        infos = {str(i["name"]).rstrip("/").rsplit("/", 1)[-1]: i for i in fs.ls(folder, detail=True)}
-        for path in paths:
-            out[path] = file_signature(infos.get(path.rsplit("/", 1)[-1], {}))
+        folder = list_landing_folder(source, day + dt.timedelta(days=offset), settings)
+        out.update({path: file_signature(info) for path, info in folder.files.items()})
     return out
 
 
@@ -69,7 +63,6 @@ def late_landing_files(source: str, day: dt.date, recorded: Mapping[str, str], s
     """The files new or changed since partition D was materialised that hold rows of D (or lie in folder D),
     among those last modified before `settled_before` (a burst still arriving is left for a later look)."""
     contract = CONTRACTS[source]
-    string_columns = [c for c in contract.columns if c not in contract.numbers]
     late = []
     for path, signature in landing_listing(source, day, settings).items():
         if recorded.get(path) == signature:
@@ -81,9 +74,12 @@ def late_landing_files(source: str, day: dt.date, recorded: Mapping[str, str], s
         if folder_day == day:
             late.append(path)
             continue
-        table = read_landing_file(path, settings, string_columns)
-        if hasattr(table, "num_rows") and _assign(contract, table, folder_day, day, settings, 0).num_rows:
-            late.append(path)
+        try:
+            # the first batch with a row of D decides; an unparsable file is its own folder's partition's concern
+            if any(t.num_rows for t in assigned_batches(contract, path, folder_day, day, settings, 0)):
+                late.append(path)
+        except UnreadableFile:
+            continue
     return late
 
 

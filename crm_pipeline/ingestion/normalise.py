@@ -34,7 +34,10 @@ def parse_utc(values: pd.Series) -> pd.Series:
         return values.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return values.dt.tz_localize("UTC").astype("datetime64[us, UTC]")
-    text = clean_text(values)
+    # Digits beyond the microsecond are dropped before parsing (the result is in microseconds anyway): pandas
+    # parses at the finest resolution any value asks for, and at nanoseconds every year from 2262 on would
+    # become NaT, i.e. "unparsable", for the whole column, instead of a valid far-future timestamp.
+    text = clean_text(values).str.replace(r"(\.\d{6})\d+", r"\1", regex=True)
     parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
     return parsed.astype("datetime64[us, UTC]")
 
@@ -48,8 +51,18 @@ def parse_date(values: pd.Series) -> pd.Series:
     return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
 
 
+# The latest instant whose local time is still in the year 9999 in every timezone (UTC+14 at most)
+_LAST_LOCAL_INSTANT = pd.Timestamp("9999-12-31T09:59:59.999999", tz="UTC")
+
+
 def local_day(ts_utc: pd.Series, timezone: str) -> pd.Series:
-    """Calendar day (as `datetime64[s]`, midnight) of UTC timestamps in the reporting timezone."""
+    """Calendar day (as `datetime64[s]`, midnight) of UTC timestamps in the reporting timezone.
+
+    An instant whose local time would fall in the year 10000 (`9999-12-31T23:59:59Z`, a common "never", in
+    Europe/Paris) has no calendar date and made the conversion raise: instants after 9999-12-31T09:59:59Z count
+    as that instant (day 9999-12-31 from UTC-10 eastwards; such a day is millennia from any data's day anyway).
+    """
+    ts_utc = ts_utc.clip(upper=_LAST_LOCAL_INSTANT)
     return ts_utc.dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize().astype("datetime64[s]")
 
 

@@ -80,8 +80,28 @@ def quarantine_frame(
 
 @dataclass(frozen=True)
 class UnparsableFile:
+    """A landing file that could not be read as a whole.
+
+    `error` is a content-free summary (exception type, file, position, kind of error): it is what metadata, checks
+    and logs show. `detail` is the parser's full message, which may quote the offending row (emails, phones): it
+    goes to the quarantine only, the restricted area.
+    """
+
     path: str
     error: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """An entry of a landing folder that was not read, and why.
+
+    `expected` entries are an exporter's bookkeeping (`_SUCCESS`, `.part.tmp`): listed, but no reason to warn.
+    """
+
+    path: str
+    reason: str
+    expected: bool = False
 
 
 @dataclass
@@ -94,6 +114,8 @@ class IngestResult:
     rows_duplicate: int
     files_read: int = 0
     unparsable_files: list[UnparsableFile] = field(default_factory=list)
+    # entries of the partition's own landing folder that were not read (markers, other suffixes, symlinks)
+    skipped_files: list[SkippedFile] = field(default_factory=list)
     # CRM: rows of the table created or updated on D when it was extracted (the late-data sensor compares)
     rows_on_day: int | None = None
     # CRM: rows in the whole table when it was extracted (0 when the table does not exist)

@@ -575,6 +575,25 @@ def test_merge_snapshot_of_customers_conforms_a_stored_snapshot(sqlite_url: str,
         merge_snapshot("customers", stored.drop(columns=["first_name"]), merged)
 
 
+def test_a_far_future_term_end_is_a_valid_timestamp(database_url: str, tmp_path: Path) -> None:
+    """Regression: beside a timestamp with nanosecond digits, a term_end in the year 2300 (a term "until further
+    notice") was quarantined as `unparsable_timestamp`. It is a valid timestamp, kept through the snapshot."""
+    create_table(database_url, "subscription_terms", [
+        {"term_id": "t1", "subscription_id": "s1", "customer_id": "c1", "amount": "10",
+         "term_start": "2026-10-01T08:00:00Z", "term_end": "2300-01-01T00:00:00Z"},
+        {"term_id": "t2", "subscription_id": "s2", "customer_id": "c2", "amount": "20",
+         "term_start": "2026-10-01T09:00:00Z", "term_end": "2026-10-31T00:00:00.123456789Z"},
+    ])
+    settings = make_settings(tmp_path, database_url)
+    result = extract_crm_day("subscription_terms", DAY, settings, first_load=False)
+    assert reasons(result) == {} and ids(result, "subscription_terms") == ["t1", "t2"]
+    snapshot = merge_snapshot("subscription_terms", None, result.clean)
+    stored = pa.Table.from_pandas(snapshot, schema=CRM_SCHEMAS["subscription_terms"], preserve_index=False)
+    again = merge_snapshot("subscription_terms", stored.to_pandas(), result.clean.iloc[:0])
+    assert again["term_end"].tolist() == [pd.Timestamp("2300-01-01T00:00:00Z"),
+                                          pd.Timestamp("2026-10-31T00:00:00.123456Z")]
+
+
 def test_merge_snapshot_without_previous_is_the_day() -> None:
     empty = merge_snapshot("leads", None, pd.DataFrame(columns=CRM_SCHEMAS["leads"].names))
     assert empty.columns.tolist() == CRM_SCHEMAS["leads"].names and empty.empty

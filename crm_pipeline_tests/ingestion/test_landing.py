@@ -305,6 +305,31 @@ def test_assignment_across_folders_in_new_york(tmp_path: Path) -> None:
     assert reasons(per_day[dt.date(2026, 10, 3)]) == [("a.csv", 1, "folder_day_mismatch")]
 
 
+def test_a_far_future_timestamp_is_a_folder_day_mismatch(tmp_path: Path) -> None:
+    """Regression: beside an exporter's nanosecond timestamps, a row in the year 2300 was quarantined as
+    `unparsable_timestamp`; it parses, and is far from its folder's day."""
+    settings = make_settings(tmp_path)
+    write(settings, "events", D, "a.jsonl", [event("e1", "2026-10-02T10:00:00.123456789Z"),
+                                             event("e2", "2300-01-01T00:00:00Z")])
+    result = ingest_landing_day("events", D, settings)
+    assert result.clean["event_id"].tolist() == ["e1"]
+    assert result.clean["occurred_at"].tolist() == [pd.Timestamp("2026-10-02T10:00:00.123456Z")]
+    assert reasons(result) == [("a.jsonl", 1, "folder_day_mismatch")]
+    assert result.quarantine["detail"].tolist() == ["occurred_at is on 2300-01-01 (UTC), more than one day from its folder"]
+
+
+def test_the_end_of_time_east_of_utc_is_a_folder_day_mismatch(tmp_path: Path) -> None:
+    """Regression: a row at 9999-12-31T23:59:59Z crashed the whole day in Europe/Paris (OverflowError: its
+    local time is in the year 10000). It is quarantined like any timestamp far from its folder's day."""
+    settings = make_settings(tmp_path, timezone="Europe/Paris")
+    write(settings, "events", D, "a.csv", [event("e1", "2026-10-02T10:00:00Z"), event("e2", "9999-12-31T23:59:59Z")])
+    result = ingest_landing_day("events", D, settings)
+    assert result.clean["event_id"].tolist() == ["e1"]
+    assert reasons(result) == [("a.csv", 1, "folder_day_mismatch")]
+    assert result.quarantine["detail"].tolist() == [
+        "occurred_at is on 9999-12-31 (Europe/Paris), more than one day from its folder"]
+
+
 def test_unparsable_file_is_one_entry_in_its_own_partition(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     write(settings, "events", D, "a.csv", [event("e1", "2026-10-02T10:00:00Z")])

@@ -60,3 +60,28 @@ def test_late_files_on_s3(s3_server):
         time.sleep(1.1)  # S3 modification times have one-second resolution
 
     exercise(settings, put)
+
+
+def test_late_files_are_read_as_ingestion_reads_them(tmp_path, monkeypatch):
+    """The sensor assigns a neighbouring folder's file with ingestion's streaming reader: a row of D in a late
+    batch of a long file makes it late for D; a file that ingestion would quarantine (here, a repeated column)
+    holds no row of D; a skipped file is not in the listing at all."""
+    from crm_pipeline.ingestion import readers
+
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 256)  # a couple of rows per batch
+    settings = Settings(landing_root=str(tmp_path / "landing"), warehouse_root=str(tmp_path / "w"),
+                        database_url="sqlite://")
+    folder = tmp_path / "landing" / "events" / f"date={D + dt.timedelta(days=1)}"
+    folder.mkdir(parents=True)
+    rows = [event(f"n{i}", "2026-10-03T10:00:00Z") for i in range(30)] + [event("d", "2026-10-02T23:00:00Z")]
+    (folder / "long.csv").write_bytes(encode("long.csv", rows))
+    (folder / "ambiguous.csv").write_bytes(b"event_id,occurred_at,occurred_at\nx,2026-10-02T23:00:00Z,\n")
+    (folder / "rows.json").write_bytes(encode("rows.jsonl", [event("j", "2026-10-02T23:00:00Z")]))
+    assert [p.rsplit("/", 1)[-1] for p in landing_listing("events", D, settings)] == ["ambiguous.csv", "long.csv"]
+    later = pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=1)
+    late = late_landing_files("events", D, {}, settings, later)
+    assert [p.rsplit("/", 1)[-1] for p in late] == ["long.csv"]
+    # ingestion agrees: the row of D from the long file, nothing from the others
+    from crm_pipeline.ingestion.landing import ingest_landing_day
+
+    assert ingest_landing_day("events", D, settings).clean["event_id"].tolist() == ["d"]

@@ -153,6 +153,28 @@ def test_parse_utc_offsets() -> None:
     assert got.iloc[4:].isna().all()
 
 
+def test_parse_utc_holds_years_from_2262_beside_nanosecond_values() -> None:
+    """Regression: one value with nanosecond digits made pandas parse the whole column at nanoseconds, where a
+    year from 2262 on does not fit, so valid far-future timestamps became NaT ("unparsable")."""
+    got = parse_utc(pd.Series(["2026-10-01T10:00:00.123456789Z", "2300-01-01T00:00:00+01:00",
+                               "9999-12-30T23:59:59.9999999Z", "2300-13-01T00:00:00Z"], dtype="string"))
+    assert got.dtype == "datetime64[us, UTC]"
+    assert got.tolist()[:3] == [pd.Timestamp("2026-10-01T10:00:00.123456Z"), pd.Timestamp("2299-12-31T23:00:00Z"),
+                                pd.Timestamp("9999-12-30T23:59:59.999999Z")]
+    assert pd.isna(got.iloc[3])  # month 13 stays unparsable
+    assert local_day(got.iloc[1:3], "Europe/Paris").dt.strftime("%Y-%m-%d").tolist() == ["2300-01-01", "9999-12-31"]
+
+
+@pytest.mark.parametrize("timezone", ["Europe/Paris", "Asia/Tokyo", "Pacific/Kiritimati", "America/New_York"])
+def test_local_day_of_the_last_instants_of_9999(timezone: str) -> None:
+    """Regression: `9999-12-31T23:59:59Z` (a common "never") is in the year 10000 east of UTC, and the local
+    day raised OverflowError (the whole day's ingestion with it). Its day is the last one there is."""
+    got = parse_utc(pd.Series(["9999-12-31T23:59:59Z", "9999-12-31T09:00:00Z", None]))
+    days = local_day(got, timezone)
+    assert days.dt.strftime("%Y-%m-%d").tolist()[:2] == ["9999-12-31", "9999-12-31"]
+    assert pd.isna(days.iloc[2])
+
+
 def test_local_day_and_parse_date() -> None:
     ts = parse_utc(pd.Series(["2026-10-02T03:59:59Z", "2026-10-02T04:00:00Z"]))
     assert local_day(ts, "America/New_York").dt.strftime("%Y-%m-%d").tolist() == ["2026-10-01", "2026-10-02"]
