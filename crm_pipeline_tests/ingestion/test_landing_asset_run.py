@@ -8,14 +8,15 @@ import pandas as pd
 import pytest
 
 from crm_pipeline.definitions import build_definitions
-from crm_pipeline_tests.ingestion.test_landing import event, make_settings, write
+from crm_pipeline_tests.ingestion.test_landing import KEY, event, make_settings, write
 
 D = dt.date(2026, 10, 2)
 EMAIL, PHONE = "jane.doe@example.com", "+15551234567"
 
 
 def test_unparsable_and_skipped_files_in_a_real_run(tmp_path: Path, capfd: pytest.CaptureFixture[str],
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+                                                    caplog: pytest.LogCaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: the parser's message of an unparsable file quotes its bad row, and it reached the check
     metadata, the compute logs and stderr; a file name with a line break could forge a log line. In a real run,
     the email and phone number of the bad row appear nowhere but in the quarantine (the restricted area): not in
@@ -26,6 +27,7 @@ def test_unparsable_and_skipped_files_in_a_real_run(tmp_path: Path, capfd: pytes
     bad = write(settings, "events", D, "b.csv", f"event_id,occurred_at\ne2,2026-10-02,{EMAIL},{PHONE}\n".encode())
     write(settings, "events", D, "c.jsonl", f'{{"event_id": "e3", "email": "{EMAIL}", "phone": "{PHONE}"\n'.encode())
     write(settings, "events", D, "notes\nERROR forged line.txt", b"")
+    monkeypatch.setenv("CRM_PII_KEY", KEY)  # a real key reaches the resources only from the environment
     defs = build_definitions(settings)
     caplog.set_level("DEBUG")
     (tmp_path / "dagster").mkdir()
