@@ -55,8 +55,7 @@ def kpi_metadata(kpi: KpiDefinition) -> dict[str, object]:
         "dimensions": dg.MetadataValue.json({d.name: list(d.values) if d.values else "open"
                                              for d in kpi.dimensions}),
         "headline": dg.MetadataValue.json(dict(kpi.headline) or "its own total row (no metric or window dimension)"),
-        "inputs": ", ".join("/".join(i.key) + (f" ({i.window_days} d)" if i.window_days > 1 else "")
-                            for i in kpi.inputs),
+        "inputs": ", ".join("/".join(i.key) + i.window_text for i in kpi.inputs),
         "dagster/column_schema": column_schema(kpi.schema),
         "primary_key": kpi.dimension_names,
     }
@@ -76,10 +75,7 @@ def headline_value(kpi: KpiDefinition, frame: pd.DataFrame) -> float | None:
 def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     key = kpi_key(kpi)
     ins = {
-        i.name: dg.AssetIn(
-            key=dg.AssetKey(list(i.key)), metadata={"columns": list(i.columns)} if i.columns else None,
-            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(i.window_days - 1), end_offset=0)
-            if i.window_days > 1 else None)
+        i.name: dg.AssetIn(key=dg.AssetKey(list(i.key)), metadata=i.io_metadata, partition_mapping=i.partition_mapping)
         for i in kpi.inputs
     }
 

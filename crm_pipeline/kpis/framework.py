@@ -34,12 +34,39 @@ class Dimension:
 
 @dataclass(frozen=True)
 class KpiInput:
-    """An upstream asset the KPI reads: the same day (window_days=1) or a trailing window of days."""
+    """An upstream asset the KPI reads: the same day (window_days=1) or a trailing window of days, ending
+    `offset_days` before D (a state as of D-30: window_days=1, offset_days=30).
+
+    A shifted input is read as a window: before its day exists (the first 30 days) it is an empty frame with
+    the asset's columns, never None; a window carries each row's partition in a `date` column."""
 
     name: str
     key: tuple[str, ...]
     window_days: int = 1
     columns: tuple[str, ...] | None = None
+    offset_days: int = 0
+
+    @property
+    def partition_mapping(self) -> dg.TimeWindowPartitionMapping | None:
+        if self.window_days == 1 and self.offset_days == 0:
+            return None
+        return dg.TimeWindowPartitionMapping(start_offset=-(self.window_days - 1 + self.offset_days),
+                                             end_offset=-self.offset_days)
+
+    @property
+    def window_text(self) -> str:
+        """` (28 d)`, ` (at D-30)`, ` (7 d to D-30)` or nothing: for the catalog and the metadata."""
+        if self.offset_days:
+            end = f"D-{self.offset_days}"
+            return f" (at {end})" if self.window_days == 1 else f" ({self.window_days} d to {end})"
+        return f" ({self.window_days} d)" if self.window_days > 1 else ""
+
+    @property
+    def io_metadata(self) -> dict[str, object] | None:
+        """What the IO manager is told: the columns to read, and that a shifted input is a window."""
+        metadata = {**({"columns": list(self.columns)} if self.columns else {}),
+                    **({"window": True} if self.offset_days else {})}
+        return metadata or None
 
 
 @dataclass(frozen=True)
