@@ -29,7 +29,7 @@ from crm_pipeline.kpis.framework import (
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
-from crm_pipeline.kpis.states import order_book_asset, person_signals_asset
+from crm_pipeline.kpis.states import order_book_asset, person_signals_asset, refund_ledger_asset
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
@@ -162,5 +162,6 @@ def _fmt(x: float | None) -> str:
 def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [visits_asset(partitions), person_engagement_asset(partitions), messaging_asset(partitions),
             first_orders_asset(partitions), person_signals_asset(partitions), order_book_asset(partitions),
+            refund_ledger_asset(partitions),
             category_views_asset(partitions), membership_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]
