@@ -94,6 +94,9 @@ class KpiDefinition:
     # column lineage: output column (a dimension, numerator, denominator or value) -> "input.column" of the
     # upstream columns it is computed from; value defaults to numerator + denominator
     lineage: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # value = numerator / denominator x scale, per unit, where the KPI's quotients scale otherwise than SCALE
+    # says (NPS: a score x 100)
+    scale: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def needs_day(self) -> bool:
@@ -145,12 +148,13 @@ class KpiDefinition:
 # ---------------------------------------------------------------------------------------------------------------
 # building rows
 
-def quotient(numerator: float | None, denominator: float | None, unit: str, **dims: str | None) -> dict:
-    """A quotient row: value = numerator / denominator (x 100 for percent/index); a zero or null denominator
-    gives a null value, never NaN or inf."""
+def quotient(numerator: float | None, denominator: float | None, unit: str, scale: float | None = None,
+             **dims: str | None) -> dict:
+    """A quotient row: value = numerator / denominator (x 100 for percent/index, or x `scale`); a zero or null
+    denominator gives a null value, never NaN or inf."""
     ok = denominator is not None and not _isnan(denominator) and denominator != 0 and numerator is not None \
         and not _isnan(numerator)
-    value = numerator / denominator * SCALE.get(unit, 1.0) if ok else None
+    value = numerator / denominator * (SCALE.get(unit, 1.0) if scale is None else scale) if ok else None
     if value is not None and not math.isfinite(value):  # too large for a float (a cost of 1e-300): undefined
         value = None
     return {**dims, "numerator": numerator, "denominator": denominator, "value": value, "unit": unit}
@@ -163,9 +167,15 @@ def count(value: float, unit: str = "count", **dims: str | None) -> dict:
 
 def median(values: Sequence[float] | np.ndarray, unit: str, **dims: str | None) -> dict:
     """Median form: null numerator, denominator = observations, linear interpolation (numpy default)."""
+    return percentile(values, 50, unit, **dims)
+
+
+def percentile(values: Sequence[float] | np.ndarray, q: float, unit: str, **dims: str | None) -> dict:
+    """Percentile form (kpis.md 2.6): null numerator, denominator = observations, linear interpolation between
+    closest ranks (numpy's default, SQL percentile_cont)."""
     arr = np.asarray(values, dtype=float)
     return {**dims, "numerator": None, "denominator": float(len(arr)),
-            "value": float(np.percentile(arr, 50)) if len(arr) else None, "unit": unit}
+            "value": float(np.percentile(arr, q)) if len(arr) else None, "unit": unit}
 
 
 def _isnan(x: float) -> bool:
@@ -224,7 +234,8 @@ def standard_checks(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFrame) -
         metadata={"units": ", ".join(sorted(units)), "columns": ", ".join(frame.columns)}))
     # value = numerator / denominator (x scale) wherever both are present
     both = frame["numerator"].notna() & frame["denominator"].notna() & (frame["denominator"] != 0)
-    expected = (frame["numerator"] / frame["denominator"] * frame["unit"].map(SCALE).fillna(1.0)).astype(float)
+    expected = (frame["numerator"] / frame["denominator"]
+                * frame["unit"].map({**SCALE, **kpi.scale}).fillna(1.0)).astype(float)
     # a quotient too large for a float is undefined, like one over zero: its value must be null (`quotient`)
     overflow = both & ~np.isfinite(expected)
     both &= ~overflow
