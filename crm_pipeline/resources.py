@@ -105,6 +105,11 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     restate_days: int = 30
     identity_restate_days: int = 30
     late_data_settle_minutes: float = 10.0
+    business_hours: str = "mon-fri 09:00-17:00"
+    business_holidays: list[str] = Field(default_factory=list)
+    business_timezone: str = ""
+    sla_first_response_hours: dict[str, float] = Field(
+        default_factory=lambda: {"email": 24.0, "chat": 1.0, "phone": 1.0, "social": 4.0})
     ground_truth_root: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
     allow_development_pii_key: bool = False
@@ -121,7 +126,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
             if isinstance(value, dt.date):
                 value = value.isoformat()
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [v.isoformat() if isinstance(v, dt.date) else v for v in value]
             elif isinstance(value, Mapping):
                 value = dict(value)
             values[name] = value
@@ -144,6 +149,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
             value = getattr(self, name)
             values[name] = tuple(value) if isinstance(value, list) else value
         values["start_date"] = dt.date.fromisoformat(self.start_date)
+        values["business_holidays"] = tuple(dt.date.fromisoformat(d) for d in self.business_holidays)
         return Settings(**values)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from crm_pipeline.business_hours import BusinessSchedule
+
 # A development-only key: outputs pseudonymised with it are NOT protected. Production sets CRM_PII_KEY.
 DEVELOPMENT_PII_KEY = "crm-pipeline-DEVELOPMENT-ONLY-pii-key-do-not-use-in-production"
 
@@ -143,6 +145,13 @@ class Settings:
     restate_days: int = 30
     identity_restate_days: int = 30
     late_data_settle_minutes: float = 10.0
+    # service KPIs: the weekly business-hours schedule (one window per weekday), its holidays and timezone
+    # (empty: the reporting timezone), and the first-response target in calendar hours per ticket channel
+    business_hours: str = "mon-fri 09:00-17:00"
+    business_holidays: tuple[dt.date, ...] = ()
+    business_timezone: str = ""
+    sla_first_response_hours: Mapping[str, float] = field(
+        default_factory=lambda: {"email": 24.0, "chat": 1.0, "phone": 1.0, "social": 4.0})
     # a generated world's ground truth: when set, identity records its precision/recall/F1 against it
     ground_truth_root: str | None = None
     # extra fsspec storage options for s3:// roots (the endpoint of an S3-compatible server)
@@ -203,6 +212,13 @@ class Settings:
             restate_days=int(get("CRM_RESTATE_DAYS") or 30),
             identity_restate_days=int(get("CRM_IDENTITY_RESTATE_DAYS") or 30),
             late_data_settle_minutes=float(get("CRM_LATE_DATA_SETTLE_MINUTES") or 10),
+            business_hours=get("CRM_BUSINESS_HOURS") or "mon-fri 09:00-17:00",
+            business_holidays=tuple(sorted({dt.date.fromisoformat(v) for v in _split_list(
+                get("CRM_BUSINESS_HOLIDAYS") or "")})),
+            business_timezone=(get("CRM_BUSINESS_TIMEZONE") or "").strip(),
+            sla_first_response_hours=_parse_pairs(get("CRM_SLA_FIRST_RESPONSE_HOURS")
+                                                  or "email=24,chat=1,phone=1,social=4",
+                                                  "CRM_SLA_FIRST_RESPONSE_HOURS"),
             ground_truth_root=_local_or_url(get("CRM_GROUND_TRUTH_ROOT"), base) if get("CRM_GROUND_TRUTH_ROOT") else None,
             storage_options=storage,
             allow_development_pii_key=_flag(get("CRM_ALLOW_DEVELOPMENT_PII_KEY"), False),
@@ -247,6 +263,9 @@ class Settings:
                              "CRM_IDENTITY_RESTATE_DAYS and CRM_LATE_DATA_SETTLE_MINUTES >= 0")
         if self.attribution_lookback_days <= 0 or any(v <= 0 for v in self.attribution_lookback_by_channel.values()):
             raise ValueError("attribution lookbacks must be positive")
+        _ = self.business_schedule  # parses CRM_BUSINESS_HOURS and the timezone: a mistake fails at start-up
+        if any(v <= 0 for v in self.sla_first_response_hours.values()):
+            raise ValueError("CRM_SLA_FIRST_RESPONSE_HOURS: targets must be positive hours")
 
     @property
     def is_development_key(self) -> bool:
@@ -262,6 +281,12 @@ class Settings:
                     "public development key. Set CRM_PII_KEY to the production secret, or "
                     "CRM_ALLOW_DEVELOPMENT_PII_KEY=true for demo data.")
         return None
+
+    @property
+    def business_schedule(self) -> BusinessSchedule:
+        timezone = self.business_timezone or self.timezone
+        ZoneInfo(timezone)
+        return BusinessSchedule.parse(self.business_hours, self.business_holidays, timezone)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -154,7 +154,8 @@ def category_views_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
                                "views": int(frame["count_views"].sum())})
 
 PAIR_EVENT_TYPES = ("email_open", "email_click", "push_open", "sms_click")
-COUNTED_EVENT_TYPES = ("email_delivered", "push_send", "sms_send", "social_interaction", "session_start")
+COUNTED_EVENT_TYPES = ("email_send", "email_delivered", "email_bounce", "email_complaint", "email_unsubscribe",
+                       "push_send", "sms_send", "social_interaction", "session_start")
 MESSAGING_KEY = dg.AssetKey(["aggregates", "messaging"])
 MESSAGING_PK = ["event_type", "interaction_kind", "person_id", "campaign_id"]
 MESSAGING_SCHEMA = pa.schema([
@@ -167,8 +168,9 @@ MESSAGING_SCHEMA = pa.schema([
 
 
 def daily_messaging(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
-    """Opens and clicks per (event type, person, campaign) and sends, deliveries, interactions and visits per
-    event type (and interaction kind): what the engagement rates need, one row per group."""
+    """Opens and clicks per (event type, person, campaign) and sends, deliveries, bounces, complaints,
+    unsubscribes, interactions and visits per event type (and interaction kind): what the engagement rates and
+    deliverability need, one row per group."""
     pairs = events.loc[events["event_type"].isin(PAIR_EVENT_TYPES).to_numpy()]
     pair_rows = pd.DataFrame({
         "event_type": pairs["event_type"].to_numpy(), "interaction_kind": None,
@@ -188,8 +190,9 @@ def messaging_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
     return _events_by_person_asset(
         partitions, key=MESSAGING_KEY, schema=MESSAGING_SCHEMA, pk=MESSAGING_PK,
         description="One row per event type x interaction kind x person x campaign of day D: email/push opens, email "
-                    "clicks and sms clicks per (person, campaign); deliveries, sends, social interactions and visits "
-                    "per event type (person and campaign null). The compact input of engagement_rates.",
+                    "clicks and sms clicks per (person, campaign); email sends, deliveries, bounces, complaints and "
+                    "unsubscribes, push and sms sends, social interactions and visits per event type (person and "
+                    "campaign null). The compact input of engagement_rates and deliverability.",
         event_columns=["event_type", "campaign_id", "interaction_kind"], compute=daily_messaging,
         summary=lambda frame: {"rows": len(frame)}, nullable=["interaction_kind", "person_id", "campaign_id"])
 

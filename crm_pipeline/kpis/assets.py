@@ -29,13 +29,16 @@ from crm_pipeline.kpis.framework import (
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
-from crm_pipeline.kpis.states import order_book_asset, person_signals_asset
+from crm_pipeline.kpis.sales import KPIS as SALES_KPIS
+from crm_pipeline.kpis.service import KPIS as SERVICE_KPIS
+from crm_pipeline.kpis.states import order_book_asset, person_signals_asset, refund_ledger_asset
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
-ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS)
+ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS, *SALES_KPIS,
+                                      *SERVICE_KPIS)
 IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
@@ -55,8 +58,7 @@ def kpi_metadata(kpi: KpiDefinition) -> dict[str, object]:
         "dimensions": dg.MetadataValue.json({d.name: list(d.values) if d.values else "open"
                                              for d in kpi.dimensions}),
         "headline": dg.MetadataValue.json(dict(kpi.headline) or "its own total row (no metric or window dimension)"),
-        "inputs": ", ".join("/".join(i.key) + (f" ({i.window_days} d)" if i.window_days > 1 else "")
-                            for i in kpi.inputs),
+        "inputs": ", ".join("/".join(i.key) + i.window_text for i in kpi.inputs),
         "dagster/column_schema": column_schema(kpi.schema),
         "primary_key": kpi.dimension_names,
     }
@@ -76,10 +78,7 @@ def headline_value(kpi: KpiDefinition, frame: pd.DataFrame) -> float | None:
 def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     key = kpi_key(kpi)
     ins = {
-        i.name: dg.AssetIn(
-            key=dg.AssetKey(list(i.key)), metadata={"columns": list(i.columns)} if i.columns else None,
-            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(i.window_days - 1), end_offset=0)
-            if i.window_days > 1 else None)
+        i.name: dg.AssetIn(key=dg.AssetKey(list(i.key)), metadata=i.io_metadata, partition_mapping=i.partition_mapping)
         for i in kpi.inputs
     }
 
@@ -166,5 +165,6 @@ def _fmt(x: float | None) -> str:
 def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [visits_asset(partitions), person_engagement_asset(partitions), messaging_asset(partitions),
             first_orders_asset(partitions), person_signals_asset(partitions), order_book_asset(partitions),
+            refund_ledger_asset(partitions),
             category_views_asset(partitions), membership_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -17,6 +17,7 @@ from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS, attach_person_id
 from crm_pipeline.ingestion.assets import PREVIOUS_DAY
 from crm_pipeline.kpis.aggregates import CATEGORY_VIEWS_KEY
 from crm_pipeline.kpis.count import asset_members, end_of_day, later, start_of_day
+from crm_pipeline.kpis.customers import ACTIVE_DAYS, non_refunded, placed_in, winback_candidates
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.states import ORDER_BOOK_KEY, PERSON_SIGNALS_KEY
@@ -27,7 +28,6 @@ from crm_pipeline.settings import Settings
 FIXED_AUDIENCES = ("cart_abandoners", "recent_email_clickers", "active_app_users", "winback_candidates")
 CART_DAYS, CATEGORY_DAYS, CLICK_DAYS = 7, 30, 30  # D-6..D, D-29..D, D-29..D
 ENTHUSIAST_VIEWS = 3
-WINBACK_FROM, WINBACK_TO = 364, 90  # latest non-refunded order on a day in D-364..D-90
 MEMBERSHIP_KEY = dg.AssetKey(["audience_membership"])
 MEMBERSHIP_PK = ["person_id", "audience"]
 MEMBERSHIP_SCHEMA = pa.schema([
@@ -70,17 +70,16 @@ def audience_members(person_signals: pd.DataFrame, order_book: pd.DataFrame, cat
     per_category = views.groupby(["person_id", "category"])["count_views"].sum()
     keen = per_category[per_category >= ENTHUSIAST_VIEWS].reset_index()
     frames.append(_members(keen["person_id"], "category_enthusiasts:" + keen["category"].astype(str)))
-    # past purchasers: an order containing the category, non-refunded at D, in D-364..D (the whole book)
-    kept = order_book.loc[~order_book["fully_refunded"].astype(bool).to_numpy()]
+    # past purchasers: an order containing the category, non-refunded at D, in D-364..D
+    kept = order_book.loc[placed_in(order_book, day - dt.timedelta(days=ACTIVE_DAYS - 1), day)
+                          & non_refunded(order_book)]
     contains = kept[["person_id", "categories"]].assign(category=kept["categories"].astype("string").str.split("|"))
     contains = contains.explode("category")
     contains = contains.loc[(contains["category"].notna() & (contains["category"] != "")).to_numpy()]
     contains = contains.drop_duplicates(["person_id", "category"])
     frames.append(_members(contains["person_id"], "past_purchasers:" + contains["category"].astype(str)))
-    # win-back candidates: the latest non-refunded order is on a day in D-364..D-90
-    latest = pd.to_datetime(kept.groupby("person_id")["order_day"].max()).dt.date
-    lapsed = (latest >= day - dt.timedelta(days=WINBACK_FROM)) & (latest <= day - dt.timedelta(days=WINBACK_TO))
-    frames.append(_members(latest.index[lapsed.to_numpy()], "winback_candidates"))
+    # win-back candidates at D, per stored person (remapped with the other audiences afterwards)
+    frames.append(_members(winback_candidates(order_book, day, PersonRemap.none()), "winback_candidates"))
     return pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
 
 

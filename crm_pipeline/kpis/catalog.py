@@ -15,8 +15,7 @@ def _entry(kpi: KpiDefinition) -> str:
     dims = "; ".join(f"`{d.name}` in {{{', '.join(d.values)}}}" if d.values else f"`{d.name}` (open)"
                      for d in kpi.dimensions) or "none"
     headline = ", ".join(f"{k} = {v}" for k, v in kpi.headline.items()) or "its own total row (no metric or window dimension)"
-    inputs = ", ".join(f"`{'/'.join(i.key)}`" + (f" ({i.window_days} d)" if i.window_days > 1 else "")
-                       for i in kpi.inputs)
+    inputs = ", ".join(f"`{'/'.join(i.key)}`{i.window_text}" for i in kpi.inputs)
     return "\n".join([
         f"## `kpi/{kpi.name}` ({kpi.family}, seed {kpi.seed})",
         "",

@@ -34,12 +34,39 @@ class Dimension:
 
 @dataclass(frozen=True)
 class KpiInput:
-    """An upstream asset the KPI reads: the same day (window_days=1) or a trailing window of days."""
+    """An upstream asset the KPI reads: the same day (window_days=1) or a trailing window of days, ending
+    `offset_days` before D (a state as of D-30: window_days=1, offset_days=30).
+
+    A shifted input is read as a window: before its day exists (the first 30 days) it is an empty frame with
+    the asset's columns, never None; a window carries each row's partition in a `date` column."""
 
     name: str
     key: tuple[str, ...]
     window_days: int = 1
     columns: tuple[str, ...] | None = None
+    offset_days: int = 0
+
+    @property
+    def partition_mapping(self) -> dg.TimeWindowPartitionMapping | None:
+        if self.window_days == 1 and self.offset_days == 0:
+            return None
+        return dg.TimeWindowPartitionMapping(start_offset=-(self.window_days - 1 + self.offset_days),
+                                             end_offset=-self.offset_days)
+
+    @property
+    def window_text(self) -> str:
+        """` (28 d)`, ` (at D-30)`, ` (7 d to D-30)` or nothing: for the catalog and the metadata."""
+        if self.offset_days:
+            end = f"D-{self.offset_days}"
+            return f" (at {end})" if self.window_days == 1 else f" ({self.window_days} d to {end})"
+        return f" ({self.window_days} d)" if self.window_days > 1 else ""
+
+    @property
+    def io_metadata(self) -> dict[str, object] | None:
+        """What the IO manager is told: the columns to read, and that a shifted input is a window."""
+        metadata = {**({"columns": list(self.columns)} if self.columns else {}),
+                    **({"window": True} if self.offset_days else {})}
+        return metadata or None
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,9 @@ class KpiDefinition:
     # column lineage: output column (a dimension, numerator, denominator or value) -> "input.column" of the
     # upstream columns it is computed from; value defaults to numerator + denominator
     lineage: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # value = numerator / denominator x scale, per unit, where the KPI's quotients scale otherwise than SCALE
+    # says (NPS: a score x 100)
+    scale: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def needs_day(self) -> bool:
@@ -118,12 +148,13 @@ class KpiDefinition:
 # ---------------------------------------------------------------------------------------------------------------
 # building rows
 
-def quotient(numerator: float | None, denominator: float | None, unit: str, **dims: str | None) -> dict:
-    """A quotient row: value = numerator / denominator (x 100 for percent/index); a zero or null denominator
-    gives a null value, never NaN or inf."""
+def quotient(numerator: float | None, denominator: float | None, unit: str, scale: float | None = None,
+             **dims: str | None) -> dict:
+    """A quotient row: value = numerator / denominator (x 100 for percent/index, or x `scale`); a zero or null
+    denominator gives a null value, never NaN or inf."""
     ok = denominator is not None and not _isnan(denominator) and denominator != 0 and numerator is not None \
         and not _isnan(numerator)
-    value = numerator / denominator * SCALE.get(unit, 1.0) if ok else None
+    value = numerator / denominator * (SCALE.get(unit, 1.0) if scale is None else scale) if ok else None
     if value is not None and not math.isfinite(value):  # too large for a float (a cost of 1e-300): undefined
         value = None
     return {**dims, "numerator": numerator, "denominator": denominator, "value": value, "unit": unit}
@@ -136,9 +167,15 @@ def count(value: float, unit: str = "count", **dims: str | None) -> dict:
 
 def median(values: Sequence[float] | np.ndarray, unit: str, **dims: str | None) -> dict:
     """Median form: null numerator, denominator = observations, linear interpolation (numpy default)."""
+    return percentile(values, 50, unit, **dims)
+
+
+def percentile(values: Sequence[float] | np.ndarray, q: float, unit: str, **dims: str | None) -> dict:
+    """Percentile form (kpis.md 2.6): null numerator, denominator = observations, linear interpolation between
+    closest ranks (numpy's default, SQL percentile_cont)."""
     arr = np.asarray(values, dtype=float)
     return {**dims, "numerator": None, "denominator": float(len(arr)),
-            "value": float(np.percentile(arr, 50)) if len(arr) else None, "unit": unit}
+            "value": float(np.percentile(arr, q)) if len(arr) else None, "unit": unit}
 
 
 def _isnan(x: float) -> bool:
@@ -197,7 +234,8 @@ def standard_checks(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFrame) -
         metadata={"units": ", ".join(sorted(units)), "columns": ", ".join(frame.columns)}))
     # value = numerator / denominator (x scale) wherever both are present
     both = frame["numerator"].notna() & frame["denominator"].notna() & (frame["denominator"] != 0)
-    expected = (frame["numerator"] / frame["denominator"] * frame["unit"].map(SCALE).fillna(1.0)).astype(float)
+    expected = (frame["numerator"] / frame["denominator"]
+                * frame["unit"].map({**SCALE, **kpi.scale}).fillna(1.0)).astype(float)
     # a quotient too large for a float is undefined, like one over zero: its value must be null (`quotient`)
     overflow = both & ~np.isfinite(expected)
     both &= ~overflow

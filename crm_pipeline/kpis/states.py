@@ -127,9 +127,11 @@ def person_signals_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the order book: every order of the last 365 days with what has been refunded of it
+# the order book: every order of the last 548 days with what has been refunded of it
 
-ORDER_BOOK_DAYS = 365  # past purchasers and win-back candidates look back 365 days (kpis.md 2.3)
+# ltv's 18 months look back 548 days (D-547..D); the 365-day rules (active customers, win-back candidates, past
+# purchasers, kpis.md 2.3) filter their own days (kpis/customers.py)
+ORDER_BOOK_DAYS = 548
 REFUND_TOLERANCE = 0.005  # fully refunded: refunds >= net - half a cent (order currency)
 ORDER_BOOK_KEY = dg.AssetKey(["aggregates", "order_book"])
 ORDER_BOOK_SCHEMA = pa.schema([
@@ -140,7 +142,11 @@ ORDER_BOOK_SCHEMA = pa.schema([
     pa.field("currency", pa.string()),
     pa.field("net_revenue", pa.float64()),  # reporting currency, at the order day's rate
     pa.field("net_revenue_original", pa.float64()),  # order currency
+    pa.field("gross_revenue", pa.float64()),  # reporting currency, at the order day's rate
+    pa.field("discount_amount", pa.float64()),  # reporting currency
+    pa.field("cost_of_goods", pa.float64()),  # reporting currency; null when the order has none
     pa.field("refunded_original", pa.float64(), nullable=False),  # refunds up to D, in the order currency
+    pa.field("refunded", pa.float64(), nullable=False),  # refunds up to D, each at its own day's rate (reporting)
     pa.field("count_refunds", pa.int64(), nullable=False),
     pa.field("fully_refunded", pa.bool_(), nullable=False),  # at the end of D (kpis.md 2.3)
     pa.field("categories", pa.string()),  # "|"-separated
@@ -179,7 +185,11 @@ def update_order_book(previous: pd.DataFrame | None, orders: pd.DataFrame, refun
         "currency": orders["currency"].astype("string").to_numpy(),
         "net_revenue": orders["net_revenue"].astype(float).to_numpy(),
         "net_revenue_original": orders["net_revenue_original"].astype(float).to_numpy(),
+        "gross_revenue": orders["gross_revenue"].astype(float).to_numpy(),
+        "discount_amount": orders["discount_amount"].astype(float).to_numpy(),
+        "cost_of_goods": orders["cost_of_goods"].astype(float).to_numpy(),
         "refunded_original": 0.0,
+        "refunded": 0.0,
         "count_refunds": 0,
         "fully_refunded": False,
         "categories": orders["categories"].astype("string").to_numpy(),
@@ -196,6 +206,8 @@ def update_order_book(previous: pd.DataFrame | None, orders: pd.DataFrame, refun
         by_order = amounts.groupby(applied["order_id"].astype("string").to_numpy())
         book["refunded_original"] = book["refunded_original"].astype(float) + book["order_id"].map(
             by_order.sum()).fillna(0.0).to_numpy()
+        in_reporting = applied["amount"].astype(float).groupby(applied["order_id"].astype("string").to_numpy()).sum()
+        book["refunded"] = book["refunded"].astype(float) + book["order_id"].map(in_reporting).fillna(0.0).to_numpy()
         book["count_refunds"] = book["count_refunds"].astype("int64") + book["order_id"].map(
             by_order.size()).fillna(0).astype("int64").to_numpy()
     # an order is fully refunded when it has refunds and they total its net amount to the cent
@@ -209,13 +221,16 @@ def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         key=ORDER_BOOK_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
         kinds={"python", "pandas", "parquet"},
         description=f"One row per order placed in D-{ORDER_BOOK_DAYS - 1}..D (reporting timezone): its person, "
-                    "day, currency, net revenue (reporting and order currency), categories, and the refunds dated "
-                    "up to the end of D with whether they make it fully refunded (kpis.md 2.3). A state: D = D-1 "
-                    "carried through the merges of D + the orders of D - orders older than a year, with the refunds "
-                    "of D applied. Feeds past purchasers and win-back candidates.",
+                    "day, currency, net revenue (reporting and order currency), gross revenue, discount and cost of "
+                    "goods (reporting currency), categories, and the refunds dated up to the end of D (order and "
+                    "reporting currency) with whether they make it fully refunded (kpis.md 2.3). A state: D = D-1 "
+                    f"carried through the merges of D + the orders of D - orders older than {ORDER_BOOK_DAYS} days, "
+                    "with the refunds of D applied. Feeds customers at D (active, win-back candidates, buyers), past "
+                    "purchasers and the value KPIs.",
         ins={"orders": dg.AssetIn(key=dg.AssetKey(["ingest", "orders"]), metadata={
                  "columns": ["order_id", "ordered_at", "customer_id", "email_hash", "anonymous_id", "device_id",
-                             "currency", "net_revenue", "net_revenue_original", "categories"]}),
+                             "currency", "net_revenue", "net_revenue_original", "gross_revenue", "discount_amount",
+                             "cost_of_goods", "categories"]}),
              "refunds": dg.AssetIn(key=dg.AssetKey(["ingest", "refunds"]), metadata={
                  "columns": ["refund_id", "order_id", "currency", "amount", "amount_original"]}),
              "fx_latest": dg.AssetIn(key=dg.AssetKey(["ingest", "fx_rates_latest"])),
@@ -250,3 +265,85 @@ def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         yield checks.refunds_reconcile(ORDER_BOOK_KEY, previous, book, amounts)
 
     return order_book
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the refund ledger: every refund dated in the last 548 days, with the person and day of its order
+
+REFUND_LEDGER_KEY = dg.AssetKey(["aggregates", "refund_ledger"])
+REFUND_LEDGER_SCHEMA = pa.schema([
+    pa.field("refund_id", pa.string(), nullable=False),
+    pa.field("order_id", pa.string(), nullable=False),
+    pa.field("person_id", pa.string(), nullable=False),  # the order's person, as of D
+    pa.field("refunded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("refund_day", pa.date32(), nullable=False),  # the day of refunded_at in the reporting timezone
+    pa.field("order_day", pa.date32(), nullable=False),
+    pa.field("amount", pa.float64(), nullable=False),  # reporting currency, at the refund day's rate
+])
+
+
+def update_refund_ledger(previous: pd.DataFrame | None, refunds: pd.DataFrame, book: pd.DataFrame,
+                         merges: pd.DataFrame, timezone: str, oldest_day: object) -> pd.DataFrame:
+    """Yesterday's ledger carried through today's merges, plus today's refunds of the orders in the order book
+    of today (with the order's person and day), minus refunds dated before `oldest_day`. A refund of an order the
+    book does not hold (placed before CRM_START_DATE or before the book's horizon) is left out, as kpis.md 2.3
+    leaves out the refunds of orders the pipeline has not seen."""
+    booked = book.drop_duplicates("order_id").set_index("order_id")
+    order_ids = refunds["order_id"].astype("string")
+    known = order_ids.isin(booked.index).to_numpy()
+    refunded_at = pd.to_datetime(refunds["refunded_at"], utc=True)[known]
+    today = pd.DataFrame({
+        "refund_id": refunds["refund_id"].astype("string").to_numpy()[known],
+        "order_id": order_ids.to_numpy()[known],
+        "person_id": booked["person_id"].reindex(order_ids[known]).to_numpy(),
+        "refunded_at": refunded_at.to_numpy(),
+        "refund_day": refunded_at.dt.tz_convert(timezone).dt.date.to_numpy(),
+        "order_day": pd.to_datetime(booked["order_day"].reindex(order_ids[known])).dt.date.to_numpy(),
+        "amount": refunds["amount"].astype(float).to_numpy()[known],
+    })
+    frames = [today]
+    if previous is not None and len(previous):
+        frames.insert(0, previous.assign(person_id=resolve_person_ids(previous["person_id"], merges).to_numpy()))
+    ledger = pd.concat(frames, ignore_index=True).drop_duplicates("refund_id", keep="last")
+    ledger["refund_day"] = pd.to_datetime(ledger["refund_day"]).dt.date
+    ledger["order_day"] = pd.to_datetime(ledger["order_day"]).dt.date
+    ledger = ledger.loc[(ledger["refund_day"] >= oldest_day).to_numpy()]
+    return ledger.sort_values("refund_id", ignore_index=True)[list(REFUND_LEDGER_SCHEMA.names)]
+
+
+def refund_ledger_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=REFUND_LEDGER_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"},
+        description=f"One row per refund dated in D-{ORDER_BOOK_DAYS - 1}..D (reporting timezone) of an order in the "
+                    "order book: the order's person and day, the refund's instant, day and amount in the reporting "
+                    "currency (at the refund day's rate). A state: D = D-1 carried through the merges of D + the "
+                    f"refunds of D - refunds older than {ORDER_BOOK_DAYS} days. The value KPIs' 'refunds dated in the "
+                    "window' (net of refunds, kpis.md 2.3) come from it.",
+        ins={"refunds": dg.AssetIn(key=dg.AssetKey(["ingest", "refunds"]), metadata={
+                 "columns": ["refund_id", "order_id", "refunded_at", "amount"]}),
+             "order_book": dg.AssetIn(key=ORDER_BOOK_KEY, metadata={
+                 "columns": ["order_id", "person_id", "order_day"]}),
+             "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"])),
+             "previous": dg.AssetIn(key=REFUND_LEDGER_KEY, partition_mapping=PREVIOUS_DAY)},
+        metadata={"dagster/column_schema": column_schema(REFUND_LEDGER_SCHEMA), "primary_key": ["refund_id"]},
+        check_specs=[
+            checks.schema_spec(REFUND_LEDGER_KEY, partitions),
+            dg.AssetCheckSpec(checks.primary_key_check_name(["refund_id"]), asset=REFUND_LEDGER_KEY, blocking=True,
+                              partitions_def=partitions)],
+    )
+    def refund_ledger(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, refunds: pd.DataFrame,
+                      order_book: pd.DataFrame, identity_merges: pd.DataFrame, previous: pd.DataFrame | None):
+        s = settings.get()
+        day = partition_day(context)
+        ledger = update_refund_ledger(previous, refunds, order_book, identity_merges, s.timezone,
+                                      day - dt.timedelta(days=ORDER_BOOK_DAYS - 1))
+        today = ledger["refund_day"] == day
+        yield from checks.written(REFUND_LEDGER_KEY, ledger, REFUND_LEDGER_SCHEMA, metadata={
+            "refunds": len(ledger), "refunds_today": int(today.sum()),
+            "amount_today": float(ledger.loc[today.to_numpy(), "amount"].sum()),
+            "refunds_of_unbooked_orders": int(len(refunds) - int(refunds["order_id"].astype("string").isin(
+                order_book["order_id"].astype("string")).sum()))})
+        yield checks.primary_key_is_unique(REFUND_LEDGER_KEY, ledger, ["refund_id"])
+
+    return refund_ledger

@@ -133,7 +133,9 @@ class HiveParquetIOManager(dg.UPathIOManager):
        column (string ``YYYY-MM-DD``) appended last. An input is a window when its partition mapping is a
        ``TimeWindowPartitionMapping`` with ``start_offset != end_offset`` (even when clipped to one or zero
        days at the start of the partitions), an ``AllPartitionMapping`` or an unpartitioned downstream
-       asset, or whenever more than one upstream partition is mapped (e.g. a range run). Missing days
+       asset, whenever more than one upstream partition is mapped (e.g. a range run), or when the input says
+       so with ``AssetIn(metadata={"window": True})`` (a state as of an earlier day, D-30, which does not
+       exist yet in the first 30 days: an empty frame rather than ``None``). Missing days
        are skipped and logged (set ``AssetIn(metadata={"allow_missing_partitions": False})`` to raise
        instead). When no day of the window exists, the result is an empty frame with the columns of the
        asset's latest existing file plus ``date``, or, if the asset has no file at all, an empty frame
@@ -300,7 +302,7 @@ class HiveParquetIOManager(dg.UPathIOManager):
         return assets_def.get_partition_mapping(context.asset_key)
 
     def _is_window(self, context: dg.InputContext, keys: list[str]) -> bool:
-        if len(keys) > 1:
+        if len(keys) > 1 or (context.definition_metadata or {}).get("window"):
             return True
         mapping = self._explicit_partition_mapping(context)
         if isinstance(mapping, dg.TimeWindowPartitionMapping):

@@ -34,6 +34,7 @@ def orders(rows: list[tuple]) -> pd.DataFrame:
                                         "categories"])
     frame["ordered_at"] = pd.to_datetime(frame["ordered_at"], utc=True)
     frame["net_revenue"] = frame["net_revenue_original"] * frame["currency"].map({"USD": 1.0, "EUR": 1.1})
+    frame["gross_revenue"], frame["discount_amount"], frame["cost_of_goods"] = frame["net_revenue"], 0.0, None
     for column in ("email_hash", "anonymous_id", "device_id"):
         frame[column] = None
     return frame
@@ -79,6 +80,8 @@ def test_the_order_book_applies_refunds_in_the_order_currency_and_keeps_a_year()
     assert sorted(book.index) == ["o1", "o2", "o3", "o4", "o5"]  # o0 is older than D-364
     assert book["fully_refunded"].to_dict() == {"o1": True, "o2": False, "o3": True, "o4": False, "o5": False}
     assert book.loc["o3", "refunded_original"] == 87.995 / 1.1
+    # in the reporting currency each refund counts at its own day's rate: r1 110 USD, r2 20, r3 87.995
+    assert book["refunded"].to_dict() == {"o1": 110.0, "o2": 20.0, "o3": 87.995, "o4": 0.0, "o5": 0.0}
     assert book["count_refunds"].to_dict() == {"o1": 1, "o2": 1, "o3": 1, "o4": 0, "o5": 0}
     assert book.loc["o5", "person_id"] == "P4" and book.loc["o1", "order_day"] == d(100)
 

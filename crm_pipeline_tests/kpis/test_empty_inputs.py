@@ -46,6 +46,11 @@ SCHEMAS = {
     ("audience_membership",): audiences.MEMBERSHIP_SCHEMA,
     ("attribution", "journeys"): JOURNEYS_SCHEMA,
     ("attribution", "order_attribution"): ORDER_ATTRIBUTION_SCHEMA,
+    ("ingest", "orders"): CLEAN_SCHEMAS["orders"],
+    ("ingest", "crm_leads"): CRM_SCHEMAS["leads"],
+    ("ingest", "crm_opportunities"): CRM_SCHEMAS["opportunities"],
+    ("ingest", "crm_survey_responses"): CRM_SCHEMAS["survey_responses"],
+    ("ingest", "crm_support_tickets"): CRM_SCHEMAS["support_tickets"],
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -86,6 +91,38 @@ EXPECTED: dict[str, list[tuple]] = {
     "time_to_conversion": [(N, N, 0.0, N, "days"), ("mean_days", 0.0, 0.0, N, "days"),
                            ("median_days", N, 0.0, N, "days")],
     "time_to_first_value": [(N, 0.0, N, "days")],
+    # sales and service: CRM rows as of D; open dimensions (source, channel, type) have no value on an empty day
+    "lead_response_time": [(N, N, 0.0, 0.0, N, "hours"), ("mean_hours", N, 0.0, 0.0, N, "hours"),
+                           ("median_hours", N, N, 0.0, N, "hours"), ("p90_hours", N, N, 0.0, N, "hours"),
+                           ("unanswered_24h_share", N, 0.0, 0.0, N, "ratio")],
+    "sales_conversion_rate": [(N, N, 0.0, 0.0, N, "ratio"), ("conversion_rate", N, 0.0, 0.0, N, "ratio"),
+                              ("lead_to_opportunity", N, 0.0, 0.0, N, "ratio")],
+    "close_rate": [(N, 0.0, 0.0, N, "ratio")],
+    "sales_cycle_length": [(N, 0.0, 0.0, N, "days"), ("mean_days", 0.0, 0.0, N, "days"),
+                           ("median_days", N, 0.0, N, "days")],
+    # velocity multiplies factors that are null without closed deals: all null
+    "pipeline_velocity": [(N, N, N, N, "currency_per_day"), ("close_rate_90d", 0.0, 0.0, N, "ratio"),
+                          ("cycle_days_mean", 0.0, 0.0, N, "days"), ("open_opportunities", 0.0, N, 0.0, "count"),
+                          ("velocity", N, N, N, "currency_per_day"), ("won_amount_mean", 0.0, 0.0, N, "currency")],
+    "lead_source_mix": [(N, N, 0.0, N, 0.0, "count"), ("conversions", N, 0.0, N, 0.0, "count"),
+                        ("leads", N, 0.0, N, 0.0, "count"), ("qualified", N, 0.0, N, 0.0, "count"),
+                        ("won_revenue", N, 0.0, N, 0.0, "currency")],
+    "upsell_crosssell_rate": [(N, 0.0, 0.0, N, "percent"), ("cross_sell", 0.0, 0.0, N, "percent"),
+                              ("upsell", 0.0, 0.0, N, "percent")],
+    "nps": [(0.0, 0.0, N, "score")],
+    "csat": [(N, 0.0, 0.0, N, "percent"), ("mean_score", 0.0, 0.0, N, "score"),
+             ("pct_satisfied", 0.0, 0.0, N, "percent"), ("seed_mean_pct", 0.0, 0.0, N, "percent")],
+    "ces": [(N, 0.0, 0.0, N, "score"), ("mean_score", 0.0, 0.0, N, "score"),
+            ("pct_low_effort", 0.0, 0.0, N, "percent"), ("seed_mean_pct", 0.0, 0.0, N, "percent")],
+    "first_contact_resolution": [(N, 0.0, 0.0, N, "percent")],
+    "response_time": [(N, N, 0.0, 0.0, N, "hours")]
+    + [(m, N, *((0.0, 0.0) if m.endswith("mean_hours") else (N, 0.0)), N, "hours")
+       for m in ("business_mean_hours", "business_median_hours", "business_p90_hours", "mean_hours",
+                 "median_hours", "p90_hours")],
+    "resolution_touches": [(N, N, 0.0, 0.0, N, "ratio")] + [(t, N, 0.0, 0.0, N, "ratio") for t in ("1", "2", "3+")],
+    "sla_breach_rate": [(N, 0.0, 0.0, N, "ratio")],
+    "deliverability": [(N, 0.0, 0.0, N, "ratio")] + [(m, 0.0, 0.0, N, "ratio") for m in (
+        "bounce_rate", "complaint_rate", "delivery_rate", "unsubscribe_rate")],
 }
 
 
@@ -93,8 +130,9 @@ def empty_inputs(kpi: KpiDefinition) -> dict[str, pd.DataFrame]:
     """The KPI's inputs on a day when every one is empty, each as the KPI asset receives it."""
     out = {}
     for i in kpi.inputs:
-        frame = stored(SCHEMAS[tuple(i.key)], window=i.window_days > 1)
-        out[i.name] = frame[[*i.columns, *(["date"] if i.window_days > 1 else [])]] if i.columns else frame
+        window = i.window_days > 1 or i.offset_days > 0  # as the IO manager hands a window to the asset
+        frame = stored(SCHEMAS[tuple(i.key)], window=window)
+        out[i.name] = frame[[*i.columns, *(["date"] if window else [])]] if i.columns else frame
     return out
 
 
@@ -167,6 +205,9 @@ BUILDERS = {
     "order_book": (lambda: states.update_order_book(None, ORDERS, REFUNDS, FX_LATEST, IDENTITY_MAP, MERGES,
                                                     SETTINGS.timezone, "USD", OLDEST)[0],
                    states.ORDER_BOOK_SCHEMA, ["order_id"]),
+    "refund_ledger": (lambda: states.update_refund_ledger(None, REFUNDS, stored(states.ORDER_BOOK_SCHEMA), MERGES,
+                                                          SETTINGS.timezone, OLDEST),
+                      states.REFUND_LEDGER_SCHEMA, ["refund_id"]),
     "audience_membership": (lambda: _membership(None, stored(states.PERSON_SIGNALS_SCHEMA),
                                                 stored(states.ORDER_BOOK_SCHEMA)),
                             audiences.MEMBERSHIP_SCHEMA, audiences.MEMBERSHIP_PK),

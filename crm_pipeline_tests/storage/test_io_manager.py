@@ -285,6 +285,26 @@ def test_window_and_dict_inputs_on_the_first_days(tmp_path: Path) -> None:
     assert list(as_dict) == ["2026-10-01"]
 
 
+def test_a_state_as_of_an_earlier_day_is_a_window_when_asked(tmp_path: Path) -> None:
+    """`AssetIn(metadata={"window": True})` on a shifted single day (a state as of D-2): an empty frame with the
+    asset's columns while that day does not exist yet, then that day's rows with their date; never None."""
+    seen: dict[str, pd.DataFrame] = {}
+
+    @dg.asset(partitions_def=DAILY, ins={"up": dg.AssetIn(
+        key=["ingest", "events"], metadata={"window": True},
+        partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-2, end_offset=-2))})
+    def two_days_before(context: dg.AssetExecutionContext, up: pd.DataFrame) -> None:
+        seen[context.partition_key] = up
+
+    _materialize_events(tmp_path, ["2026-10-01", "2026-10-02", "2026-10-03"])
+    for day in ("2026-10-02", "2026-10-03"):
+        assert dg.materialize([events, two_days_before], partition_key=day, selection=[two_days_before],
+                              resources=_io(tmp_path)).success
+    assert list(seen["2026-10-02"].columns) == ["user", "n", "channel", "date"] and seen["2026-10-02"].empty
+    assert seen["2026-10-03"]["user"].tolist() == ["a", "b"]
+    assert seen["2026-10-03"]["date"].tolist() == ["2026-10-01"] * 2
+
+
 def test_previous_day_self_dependency(tmp_path: Path) -> None:
     previous_day = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
