@@ -320,6 +320,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     start, end = dt.date.fromisoformat(manifest["start"]), dt.date.fromisoformat(manifest["end"])
     if not settings.ground_truth_root:  # the sample world knows its true persons: score identity against them
         settings = settings.with_overrides(ground_truth_root=truth)
+    # sample data: the development key is expected (the note above says so once, not every run again)
+    settings = settings.with_overrides(allow_development_pii_key=True)
     print(f"Running the pipeline for {start} .. {end} ...")
     rows = run_range(settings, max(start, settings.start_date), end)
     print_counts(rows)

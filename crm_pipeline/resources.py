@@ -154,7 +154,8 @@ class PipelineSettingsResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Before any step of a run: refuse a run Dagster launched by itself when it would pseudonymise with the
-        public development key (unless allowed); a manual run goes on with a warning in its log."""
+        public development key (unless allowed); a manual run goes on with a warning in its log, unless the key
+        was allowed explicitly (CRM_ALLOW_DEVELOPMENT_PII_KEY: the user knows, a demo on sample data)."""
         settings = self.get()
         if not settings.is_development_key:
             return
@@ -163,6 +164,6 @@ class PipelineSettingsResource(dg.ConfigurableResource):
         refusal = settings.automated_run_refusal()
         if launched_by and refusal:
             raise DevelopmentKeyRefusedError(f"Run refused (launched by {', '.join(launched_by)}): {refusal}")
-        if context.log is not None:
+        if context.log is not None and not settings.allow_development_pii_key:
             context.log.warning("CRM_PII_KEY is not set: this run pseudonymises emails and phones with the public "
                                 "development key; its outputs are not protected (not for production data)")

@@ -153,6 +153,11 @@ def test_a_manual_run_with_the_development_key_goes_on_with_a_warning(crm_only):
                     if r.level == 30 and not r.is_dagster_event]
         assert warnings == ["CRM_PII_KEY is not set: this run pseudonymises emails and phones with the public "
                             "development key; its outputs are not protected (not for production data)"]
+        # allowed explicitly (a demo on sample data): the user knows, no warning in every run
+        allowed = _materialise_leads(build_definitions(crm_only.with_overrides(allow_development_pii_key=True)),
+                                     instance, {"crm_pipeline/source": "cli"})
+        assert allowed.success and not [r for r in instance.all_logs(allowed.run_id)
+                                        if r.level == 30 and not r.is_dagster_event]
 
 
 def test_a_real_key_from_the_environment_lets_automated_runs_go(crm_only, monkeypatch):
