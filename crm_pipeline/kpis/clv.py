@@ -125,7 +125,7 @@ def predict_clv(summaries: pd.DataFrame) -> tuple[pd.DataFrame, ClvFit]:
         if not np.isfinite(predicted).all():
             raise FitError(f"predictions are not finite for {int((~np.isfinite(predicted)).any(axis=1).sum())} "
                            "buyers")
-    except (FitError, ArithmeticError) as error:  # ValueError subclasses included (FitError is one)
+    except (ValueError, ArithmeticError) as error:  # a FitError, or the optimiser's own refusal: never fail
         return out, ClvFit(bgnbd, gamma_gamma, f"{type(error).__name__}: {error}", excluded)
     out[["expected_purchases_12m", "p_alive", "expected_spend", "expected_value_12m"]] = predicted
     return out, ClvFit(bgnbd, gamma_gamma, None, excluded)

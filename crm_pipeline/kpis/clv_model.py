@@ -189,8 +189,11 @@ def expected_spend(params: dict[str, float], x: np.ndarray, m: np.ndarray) -> np
 def _patterns(*columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """The distinct rows of the columns and how many persons share each: persons with the same summary
     contribute the same likelihood, so the objective is evaluated once per pattern (lifetimes' `weights`)."""
-    unique, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
-    return tuple(unique.T), counts.astype(float)
+    rows = np.column_stack(columns)
+    rows = rows[np.lexsort(rows.T[::-1])]  # sorted by the first column, then the next (np.unique(axis=0) is slower)
+    starts = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]).any(axis=1)])
+    counts = np.diff(np.r_[starts, len(rows)])
+    return tuple(rows[starts].T), counts.astype(float)
 
 
 def _mean_negative(ll: np.ndarray, grad: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray]:
