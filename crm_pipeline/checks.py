@@ -256,3 +256,19 @@ def models_are_fitted(asset_key: dg.AssetKey, model: pd.DataFrame) -> dg.AssetCh
                                severity=dg.AssetCheckSeverity.WARN,
                                description=None if errors.empty else f"CLV models not fitted: {errors.iloc[0]}",
                                metadata={"error": str(errors.iloc[0]) if len(errors) else "-"})
+
+
+def likelihood_has_a_clear_maximum(asset_key: dg.AssetKey, model: pd.DataFrame,
+                                   max_condition: float) -> dg.AssetCheckResult:
+    """WARN when a CLV model converged where its likelihood has no clear maximum (the Hessian's condition number
+    is `max_condition` or more): a ridge the data cannot pin down, as with a few days of history. Models that
+    could not be fitted at all are models_are_fitted's concern."""
+    fitted = model.loc[model["hessian_condition"].notna()]
+    per_model = fitted.groupby("model")["hessian_condition"].max()
+    ridges = per_model[per_model >= max_condition]
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name="likelihood_has_a_clear_maximum", passed=ridges.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if ridges.empty else "no clear maximum of the likelihood for " + ", ".join(
+            f"{name} (Hessian condition {value:.3g})" for name, value in ridges.items()),
+        metadata={f"{name}_hessian_condition": float(value) for name, value in per_model.items()})

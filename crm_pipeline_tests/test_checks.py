@@ -244,3 +244,15 @@ def test_models_are_fitted_warns_with_the_reason():
     result = checks.models_are_fitted(key, failed)
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert "no buyers at D" in result.description
+
+
+def test_likelihood_has_a_clear_maximum_warns_on_a_ridge():
+    key = dg.AssetKey(["clv_model"])
+    model = pd.DataFrame({"model": ["bg_nbd", "bg_nbd", "gamma_gamma"], "hessian_condition": [165.0, 165.0, 760.0]})
+    assert checks.likelihood_has_a_clear_maximum(key, model, 1e6).passed
+    not_fitted = model.assign(hessian_condition=None)  # models_are_fitted reports these
+    assert checks.likelihood_has_a_clear_maximum(key, not_fitted, 1e6).passed
+    ridge = model.assign(hessian_condition=[7.2e9, 7.2e9, 760.0])  # defect: BG/NBD on a ridge
+    result = checks.likelihood_has_a_clear_maximum(key, ridge, 1e6)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert "bg_nbd" in result.description and "gamma_gamma" not in result.description

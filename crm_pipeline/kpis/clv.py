@@ -21,7 +21,13 @@ import pyarrow as pa
 
 from crm_pipeline import checks
 from crm_pipeline.kpis import clv_model
-from crm_pipeline.kpis.clv_model import BGNBD_PARAMETERS, GAMMA_GAMMA_PARAMETERS, Fit, FitError
+from crm_pipeline.kpis.clv_model import (
+    BGNBD_PARAMETERS,
+    GAMMA_GAMMA_PARAMETERS,
+    MAX_HESSIAN_CONDITION,
+    Fit,
+    FitError,
+)
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, KpiOutput, quotient
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.states import (
@@ -57,6 +63,8 @@ CLV_MODEL_SCHEMA = pa.schema([
     pa.field("parameter", pa.string(), nullable=False),  # r, alpha (days), a, b | p, q, v
     pa.field("value", pa.float64()),  # null when the models could not be fitted
     pa.field("count_persons", pa.int64(), nullable=False),  # persons the model was fitted on
+    # of the likelihood's Hessian at the fit: below 1e6 the maximum is clear (clv_model.MAX_HESSIAN_CONDITION)
+    pa.field("hessian_condition", pa.float64()),
     pa.field("error", pa.string()),  # why the models could not be fitted; null when they were
 ])
 MODELS = {"bg_nbd": BGNBD_PARAMETERS, "gamma_gamma": GAMMA_GAMMA_PARAMETERS}
@@ -100,6 +108,10 @@ class ClvFit:
             for parameter in parameters:
                 value = None if fit is None or self.error else fit.params[parameter]
                 out[f"{name}_{parameter}"] = dg.MetadataValue.float(value) if value is not None else "-"
+            if fit is not None:
+                out[f"{name}_iterations"] = fit.iterations
+                out[f"{name}_mean_negative_log_likelihood"] = fit.neg_log_likelihood
+                out[f"{name}_hessian_condition"] = dg.MetadataValue.float(fit.hessian_condition)
         return out
 
 
@@ -138,9 +150,10 @@ def model_table(fit: ClvFit) -> pd.DataFrame:
     for name, parameters in MODELS.items():
         model = fit.bgnbd if name == "bg_nbd" else fit.gamma_gamma
         for parameter in parameters:
-            rows.append({"model": name, "parameter": parameter,
-                         "value": model.params[parameter] if model is not None and not fit.error else None,
-                         "count_persons": model.persons if model is not None else 0, "error": fit.error})
+            fitted = model is not None and not fit.error
+            rows.append({"model": name, "parameter": parameter, "value": model.params[parameter] if fitted else None,
+                         "count_persons": model.persons if model is not None else 0,
+                         "hessian_condition": model.hessian_condition if fitted else None, "error": fit.error})
     return pd.DataFrame(rows, columns=CLV_MODEL_SCHEMA.names).sort_values(CLV_MODEL_PK, ignore_index=True)
 
 
@@ -184,7 +197,11 @@ def clv_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
                               partitions_def=partitions),
             dg.AssetCheckSpec("models_are_fitted", asset=CLV_MODEL_KEY, partitions_def=partitions,
                               description="warns when the data cannot support a fit (the predictions are then "
-                                          "null, and so are the values of kpi/clv_predictive)")],
+                                          "null, and so are the values of kpi/clv_predictive)"),
+            dg.AssetCheckSpec("likelihood_has_a_clear_maximum", asset=CLV_MODEL_KEY, partitions_def=partitions,
+                              description="warns when a fit converged on a ridge the data cannot pin down (the "
+                                          "Hessian's condition number is 1e6 or more, e.g. with a few days of "
+                                          "data): its parameters and predictions are not to be trusted")],
     )
     def clv(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, order_book: pd.DataFrame,
             order_history: pd.DataFrame):
@@ -200,15 +217,12 @@ def clv_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
                                       "buyers": len(predictions), "repeat_buyers": int((predictions["x"] > 0).sum()),
                                       "identity_changes_through": remap.newest_identity_day or "-",
                                       "fit_error": fit.error or "-"})
-        yield from checks.written(CLV_MODEL_KEY, model, CLV_MODEL_SCHEMA, output_name="clv_model", metadata={
-            **fit.metadata(),
-            **{f"{name}_iterations": f.iterations for name, f in (("bg_nbd", fit.bgnbd),
-                                                                  ("gamma_gamma", fit.gamma_gamma)) if f},
-            **{f"{name}_mean_negative_log_likelihood": f.neg_log_likelihood
-               for name, f in (("bg_nbd", fit.bgnbd), ("gamma_gamma", fit.gamma_gamma)) if f}})
+        yield from checks.written(CLV_MODEL_KEY, model, CLV_MODEL_SCHEMA, output_name="clv_model",
+                                  metadata=fit.metadata())
         yield checks.primary_key_is_unique(CLV_PREDICTIONS_KEY, predictions, ["person_id"])
         yield checks.primary_key_is_unique(CLV_MODEL_KEY, model, CLV_MODEL_PK)
         yield checks.models_are_fitted(CLV_MODEL_KEY, model)
+        yield checks.likelihood_has_a_clear_maximum(CLV_MODEL_KEY, model, clv_model.MAX_HESSIAN_CONDITION)
 
     return clv
 
@@ -229,7 +243,9 @@ def clv_predictive(clv_predictions: pd.DataFrame, clv_model: pd.DataFrame) -> Kp
                      unit, metric=metric) for metric, unit in METRICS]
     params = {f"{row.model}_{row.parameter}": dg.MetadataValue.float(float(row.value)) if pd.notna(row.value)
               else "-" for row in clv_model.itertuples()}
-    return KpiOutput(rows, {**params, "fit_error": str(errors.iloc[0]) if len(errors) else "-"})
+    condition = clv_model["hessian_condition"].astype(float)
+    return KpiOutput(rows, {**params, "fit_error": str(errors.iloc[0]) if len(errors) else "-",
+                            "clear_maximum": bool(fitted and (condition < MAX_HESSIAN_CONDITION).all())})
 
 
 KPIS: tuple[KpiDefinition, ...] = (

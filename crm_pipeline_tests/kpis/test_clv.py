@@ -263,6 +263,7 @@ def test_predictions_and_the_kpi_of_a_fitted_day():
     assert frame.loc["expected_purchases_12m", "unit"] == "count"
     assert frame.loc["expected_value_12m", "value"] == headline["value"]
     assert metadata["bg_nbd_r"].value == fit.bgnbd.params["r"] and metadata["fit_error"] == "-"
+    assert metadata["clear_maximum"] is True and fit.bgnbd.clear_maximum and fit.gamma_gamma.clear_maximum
     assert metadata["gamma_gamma_v"].value == fit.gamma_gamma.params["v"]
 
 
@@ -288,7 +289,7 @@ def test_a_day_the_models_cannot_fit_gives_null_values_and_says_why(summaries, w
     # every value null; the buyers are still counted
     assert frame["value"].isna().all() and frame["numerator"].isna().all()
     assert (frame["denominator"] == len(summaries)).all()
-    assert metadata["fit_error"] == fit.error and metadata["bg_nbd_r"] == "-"
+    assert metadata["fit_error"] == fit.error and metadata["bg_nbd_r"] == "-" and metadata["clear_maximum"] is False
 
 
 def test_a_day_without_buyers_writes_zero_over_zero():

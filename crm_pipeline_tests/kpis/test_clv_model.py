@@ -163,3 +163,24 @@ def test_bgnbd_refuses_data_without_a_maximum(x, t, T, why):
 def test_gamma_gamma_refuses_data_without_a_meaningful_maximum(x, m, why):
     with pytest.raises(FitError, match=why):
         clv_model.fit_gamma_gamma(x, m)
+
+
+# (x, t, T, buyers): the buyers of the sixth day of a small generated world; nobody can be seen to drop out yet
+SIX_DAYS = [(0, 0, 0, 118), (0, 0, 1, 128), (0, 0, 2, 104), (0, 0, 3, 110), (0, 0, 4, 104), (0, 0, 5, 109),
+            (1, 1, 1, 5), (1, 1, 2, 5), (1, 1, 4, 5), (1, 1, 5, 3), (1, 2, 2, 3), (1, 2, 3, 5), (1, 2, 4, 4),
+            (1, 2, 5, 3), (1, 3, 3, 2), (1, 3, 4, 9), (1, 3, 5, 4), (1, 4, 4, 6), (1, 4, 5, 8), (1, 5, 5, 4),
+            (2, 2, 2, 1), (2, 2, 3, 4), (2, 2, 4, 3), (2, 2, 5, 2), (2, 3, 3, 8), (2, 3, 4, 1), (2, 3, 5, 3),
+            (2, 4, 4, 8), (2, 4, 5, 4), (2, 5, 5, 7), (3, 3, 4, 1), (3, 3, 5, 3), (3, 4, 4, 4), (3, 4, 5, 3),
+            (3, 5, 5, 3), (4, 4, 4, 3), (5, 5, 5, 1)]
+
+
+def test_a_fit_says_whether_its_likelihood_has_a_clear_maximum(cdnow):
+    fit = clv_model.fit_bgnbd(cdnow["frequency"], cdnow["recency"], cdnow["T"])
+    assert fit.clear_maximum and 10 < fit.hessian_condition < 1e3
+    repeat = cdnow.loc[cdnow["frequency"] > 0]
+    assert clv_model.fit_gamma_gamma(repeat["frequency"], repeat["monetary"]).clear_maximum
+    # six days of data: BFGS converges (from another start) on a ridge towards a -> 0, b -> infinity
+    x, t, T, n = (np.array(c) for c in zip(*SIX_DAYS, strict=True))
+    ridge = clv_model.fit_bgnbd(np.repeat(x, n), np.repeat(t, n), np.repeat(T, n))
+    assert ridge.persons == 798 and ridge.params["a"] < 1e-4 and ridge.params["b"] > 1e3
+    assert not ridge.clear_maximum and ridge.hessian_condition > 1e8
