@@ -1,7 +1,7 @@
 """Benchmark of predictive CLV on a synthetic buyer base: the order history update, the buyers' summaries and
 the BG/NBD + Gamma-Gamma fit with the predictions, each in a fresh process so that its peak memory is its own.
 
-    python bench/clv.py [--buyers 200000] [--days 730] [--keep DIR]
+    python bench/clv.py [--buyers 200000] [--days 730] [--purchases-per-year N] [--keep DIR]
 
 The buyers are simulated from the models themselves (CDNOW's parameters, times in days: r 0.243, alpha 30.9,
 a 0.793, b 2.426; spend p 6.25, q 3.74, v 15.44), first orders spread over `--days` days, 3% of the orders
@@ -27,14 +27,21 @@ TRUE_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
 START = dt.date(2024, 1, 1)
 
 
-def simulate(buyers: int, days: int, seed: int = 7):
+def _bgnbd(purchases_per_year: float | None) -> dict[str, float]:
+    """The simulated BG/NBD parameters: CDNOW's, or alpha set so that the mean rate is `purchases_per_year`."""
+    if purchases_per_year is None:
+        return TRUE_BGNBD
+    return {**TRUE_BGNBD, "alpha": TRUE_BGNBD["r"] * 365 / purchases_per_year}
+
+
+def simulate(buyers: int, days: int, purchases_per_year: float | None = None, seed: int = 7):
     """(order days: person, day number, revenue, refunded) of `buyers` BG/NBD + Gamma-Gamma buyers; vectorised
-    over persons, one pass per purchase number."""
+    over persons, one pass per purchase number. `purchases_per_year` rescales alpha to that mean rate."""
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    r, alpha, a, b = TRUE_BGNBD.values()
+    r, alpha, a, b = _bgnbd(purchases_per_year).values()
     p, q, v = TRUE_GAMMA_GAMMA.values()
     rate = rng.gamma(r, 1 / alpha, buyers)  # purchases per day while alive
     drop = rng.beta(a, b, buyers)  # P(inactive) after each repeat purchase
@@ -55,7 +62,7 @@ def simulate(buyers: int, days: int, seed: int = 7):
     return orders
 
 
-def prepare(folder: Path, buyers: int, days: int) -> None:
+def prepare(folder: Path, buyers: int, days: int, purchases_per_year: float | None) -> None:
     """Write the order book of the last day D (the orders of its 365 days) and the order history of D-1 (what
     D's update starts from) and of D (what D's summaries read), as the pipeline writes its states."""
     import numpy as np
@@ -70,7 +77,7 @@ def prepare(folder: Path, buyers: int, days: int) -> None:
     )
     from crm_pipeline.metadata import arrow_table
 
-    orders = simulate(buyers, days)
+    orders = simulate(buyers, days, purchases_per_year)
     last = days - 1
     dates = np.datetime64(START, "D") + orders["day"].to_numpy()
     book = pd.DataFrame({
@@ -139,6 +146,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--buyers", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=730, help="days of history (first orders spread over them)")
+    parser.add_argument("--purchases-per-year", type=float, default=None,
+                        help="mean purchase rate of a live buyer (default CDNOW's, about 2.9)")
     parser.add_argument("--keep", default=None, help="use (and keep) this folder instead of a temporary one")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -148,7 +157,7 @@ def main() -> int:
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="crm-bench-clv-"))
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    prepare(folder, args.buyers, args.days)
+    prepare(folder, args.buyers, args.days, args.purchases_per_year)
     print(f"simulated {args.buyers:,} buyers over {args.days} days in {time.perf_counter() - t0:.1f} s ({folder})")
     print(f"\n{'step':<12}{'wall s':>9}{'peak MB':>10}{'base MB':>10}{'step MB':>10}  details")
     for step, what in (("state", "order_history update (takes in the book's oldest day)"),
@@ -163,7 +172,7 @@ def main() -> int:
         details = {k: v for k, v in timed.items() if k not in ("wall_s", "peak_mb", "baseline_mb", "traced_mb")}
         print(f"{step:<12}{timed['wall_s']:>9.2f}{timed['peak_mb']:>10.0f}{timed['baseline_mb']:>10.0f}"
               f"{traced['traced_mb']:>10.0f}  {what}: {json.dumps(details)}")
-    print(f"\nsimulated with BG/NBD {TRUE_BGNBD}, Gamma-Gamma {TRUE_GAMMA_GAMMA}")
+    print(f"\nsimulated with BG/NBD {_bgnbd(args.purchases_per_year)}, Gamma-Gamma {TRUE_GAMMA_GAMMA}")
     return 0
 
 
