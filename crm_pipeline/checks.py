@@ -271,3 +271,49 @@ def every_check_of_the_day_passed(asset_key: dg.AssetKey, counts: dict[str, int]
                                passed=counts.get("failed", 0) == 0 and counts.get("not_evaluated", 0) == 0,
                                severity=dg.AssetCheckSeverity.WARN,
                                metadata={**counts, "failed_checks": dg.MetadataValue.json(failed[:50])})
+
+
+def order_days_reconcile(asset_key: dg.AssetKey, previous: pd.DataFrame | None, taken_in: pd.DataFrame,
+                         history: pd.DataFrame, newest_day: object) -> dg.AssetCheckResult:
+    """The order history loses nothing and invents nothing: its order days and net revenue = those carried from
+    D-1 (merges combine persons, they do not drop days) + those taken in from the book today; and every person's
+    first order day <= last order day <= the newest day it may hold."""
+    carried_days = int(previous["count_order_days"].sum()) if previous is not None and len(previous) else 0
+    carried_revenue = float(previous["net_revenue"].astype(float).sum()) if previous is not None and len(
+        previous) else 0.0
+    expected_days = carried_days + int(taken_in["count_order_days"].sum())
+    expected_revenue = carried_revenue + float(taken_in["net_revenue"].astype(float).sum())
+    days, revenue = int(history["count_order_days"].sum()), float(history["net_revenue"].astype(float).sum())
+    first, last = (pd.to_datetime(history[c]).dt.date for c in ("first_order_date", "last_order_date"))
+    misordered = int(((first > last) | (last > newest_day)).sum())
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name="order_days_reconcile",
+        passed=days == expected_days and abs(revenue - expected_revenue) <= 1e-6 * max(1.0, abs(expected_revenue))
+        and misordered == 0,
+        metadata={"expected_order_days": expected_days, "order_days": days, "expected_net_revenue": expected_revenue,
+                  "net_revenue": revenue, "persons_with_misordered_days": misordered})
+
+
+def models_are_fitted(asset_key: dg.AssetKey, model: pd.DataFrame) -> dg.AssetCheckResult:
+    """WARN when the CLV models could not be fitted on the day's data (their predictions are then null)."""
+    errors = model["error"].dropna()
+    return dg.AssetCheckResult(asset_key=asset_key, check_name="models_are_fitted", passed=errors.empty,
+                               severity=dg.AssetCheckSeverity.WARN,
+                               description=None if errors.empty else f"CLV models not fitted: {errors.iloc[0]}",
+                               metadata={"error": str(errors.iloc[0]) if len(errors) else "-"})
+
+
+def likelihood_has_a_clear_maximum(asset_key: dg.AssetKey, model: pd.DataFrame,
+                                   max_condition: float) -> dg.AssetCheckResult:
+    """WARN when a CLV model converged where its likelihood has no clear maximum (the Hessian's condition number
+    is `max_condition` or more): a ridge the data cannot pin down, as with a few days of history. Models that
+    could not be fitted at all are models_are_fitted's concern."""
+    fitted = model.loc[model["hessian_condition"].notna()]
+    per_model = fitted.groupby("model")["hessian_condition"].max()
+    ridges = per_model[per_model >= max_condition]
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name="likelihood_has_a_clear_maximum", passed=ridges.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if ridges.empty else "no clear maximum of the likelihood for " + ", ".join(
+            f"{name} (Hessian condition {value:.3g})" for name, value in ridges.items()),
+        metadata={f"{name}_hessian_condition": float(value) for name, value in per_model.items()})

@@ -9,9 +9,9 @@ Every evaluation (every 5 minutes by default) looks at the last CRM_LATE_DATA_LO
 
 A late day D requests the whole graph for D..D+CRM_RESTATE_DAYS-1 (up to the newest materialised day): the
 snapshots and states carry D forward and the trailing windows of later days include it. An identity change on
-D requests, for D-CRM_IDENTITY_RESTATE_DAYS..D-1, the journeys and their attribution and the KPIs that count
-persons or read journeys (kpis.md 2.2: they carry person ids through later changes), plus audience_membership
-up to the newest day, whose `since` chains.
+D requests, for D-CRM_IDENTITY_RESTATE_DAYS..D-1, the journeys and their attribution, the CLV predictions and
+the KPIs that count persons or read journeys (kpis.md 2.2: they carry person ids through later changes), plus
+audience_membership up to the newest day, whose `since` chains.
 
 Everything found in one evaluation becomes one backfill (the UI shows it like a manual one; the backfill
 daemon runs the days in dependency order). The cursor remembers what was requested, so a burst of late files
@@ -34,6 +34,7 @@ from crm_pipeline.ingestion.crm import CRM_TABLES
 from crm_pipeline.ingestion.late import crm_rows_per_day, late_landing_files, recorded_listing
 from crm_pipeline.kpis.assets import ALL_KPIS, SCORECARD_KEY, kpi_key
 from crm_pipeline.kpis.audiences import MEMBERSHIP_KEY
+from crm_pipeline.kpis.clv import CLV_MODEL_KEY, CLV_PREDICTIONS_KEY
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH
 from crm_pipeline.metadata import latest_metadata
 from crm_pipeline.settings import Settings
@@ -48,13 +49,18 @@ ATTRIBUTION_PER_ORDER = (("attribution", "journeys"), ("attribution", "journey_t
                          ("attribution", "order_attribution"), ("attribution", "channel_roas"))
 
 
+# person-level outputs that carry their persons through later identity changes (a merged buyer is one buyer)
+PERSON_LEVEL = (tuple(CLV_PREDICTIONS_KEY.path), tuple(CLV_MODEL_KEY.path))
+
+
 def person_counting_keys() -> list[dg.AssetKey]:
     """The assets an identity change restates: the journeys and their attribution (buyers and touches are
-    joined through persons), the KPIs that count persons or read journeys, the scorecard and the health table.
-    The 90-day training states and the models trained on them are left as they were."""
-    per_order = {tuple(k) for k in ATTRIBUTION_PER_ORDER}
+    joined through persons), the CLV predictions and the models fitted on their buyers, the KPIs that count
+    persons or read journeys or predictions, the scorecard and the health table. The 90-day training states and
+    the models trained on them are left as they were."""
+    per_order = {tuple(k) for k in ATTRIBUTION_PER_ORDER + PERSON_LEVEL}
     kpis = [kpi_key(k) for k in ALL_KPIS if k.needs_remap or any(tuple(i.key) in per_order for i in k.inputs)]
-    return [*(dg.AssetKey(list(k)) for k in ATTRIBUTION_PER_ORDER), *kpis, SCORECARD_KEY,
+    return [*(dg.AssetKey(list(k)) for k in ATTRIBUTION_PER_ORDER + PERSON_LEVEL), *kpis, SCORECARD_KEY,
             dg.AssetKey(["pipeline_health"])]
 
 

@@ -263,3 +263,44 @@ def test_headline_at_least_target_warns_below_the_target():
     assert headline_target_check(kpi, KEY, frame(0.2)).passed
     low = headline_target_check(kpi, KEY, frame(0.1))
     assert not low.passed and low.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_order_days_reconcile():
+    key = dg.AssetKey(["aggregates", "order_history"])
+    day = pd.Timestamp("2026-10-10").date()
+    previous = pd.DataFrame({"count_order_days": [2, 1], "net_revenue": [30.0, 5.0]})
+    taken_in = pd.DataFrame({"count_order_days": [1], "net_revenue": [7.0]})
+    history = pd.DataFrame({"count_order_days": [3, 1], "net_revenue": [37.0, 5.0],
+                            "first_order_date": [day, day], "last_order_date": [day, day]})
+    assert checks.order_days_reconcile(key, previous, taken_in, history, day).passed
+    assert checks.order_days_reconcile(key, None, taken_in.assign(count_order_days=4, net_revenue=42.0), history,
+                                       day).passed  # the first day: everything was taken in
+    lost = history.assign(count_order_days=[2, 1])  # defect: a day of the previous history dropped
+    assert not checks.order_days_reconcile(key, previous, taken_in, lost, day).passed
+    revenue = history.assign(net_revenue=[36.0, 5.0])  # defect: revenue lost
+    assert not checks.order_days_reconcile(key, previous, taken_in, revenue, day).passed
+    late = history.assign(last_order_date=[day, day + pd.Timedelta(days=1)])  # defect: a day the book still holds
+    result = checks.order_days_reconcile(key, previous, taken_in, late, day)
+    assert not result.passed and result.metadata["persons_with_misordered_days"].value == 1
+
+
+def test_models_are_fitted_warns_with_the_reason():
+    key = dg.AssetKey(["clv_model"])
+    fitted = pd.DataFrame({"value": [0.2, 4.0], "error": [None, None]})
+    assert checks.models_are_fitted(key, fitted).passed
+    failed = pd.DataFrame({"value": [None, None], "error": ["FitError: no buyers at D"] * 2})  # defect: no fit
+    result = checks.models_are_fitted(key, failed)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert "no buyers at D" in result.description
+
+
+def test_likelihood_has_a_clear_maximum_warns_on_a_ridge():
+    key = dg.AssetKey(["clv_model"])
+    model = pd.DataFrame({"model": ["bg_nbd", "bg_nbd", "gamma_gamma"], "hessian_condition": [165.0, 165.0, 760.0]})
+    assert checks.likelihood_has_a_clear_maximum(key, model, 1e6).passed
+    not_fitted = model.assign(hessian_condition=None)  # models_are_fitted reports these
+    assert checks.likelihood_has_a_clear_maximum(key, not_fitted, 1e6).passed
+    ridge = model.assign(hessian_condition=[7.2e9, 7.2e9, 760.0])  # defect: BG/NBD on a ridge
+    result = checks.likelihood_has_a_clear_maximum(key, ridge, 1e6)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert "bg_nbd" in result.description and "gamma_gamma" not in result.description

@@ -334,3 +334,36 @@ def test_kpis_follow_the_output_conventions_and_fill_the_scorecard(materialised)
     scorecard = pd.read_parquet(warehouse / "kpi_scorecard" / f"date={DAYS[-1]}" / "part.parquet")
     assert scorecard["kpi"].tolist() == sorted(k.name for k in ALL_KPIS) and scorecard["unit"].notna().all()
     assert "| attributed_revenue |" in _metadata(instance, ["kpi_scorecard"], DAYS[-1])["scorecard"]
+
+
+def test_clv_predictions_and_the_kpi_are_written_for_every_day(materialised):
+    from crm_pipeline.kpis.persons import PersonRemap
+
+    settings, warehouse, _, instance = materialised
+    for day in DAYS:
+        def read(*key: str, day=day) -> pd.DataFrame:
+            return pd.read_parquet(warehouse.joinpath(*key, f"date={day}", "part.parquet"))
+
+        book = read("aggregates", "order_book")
+        buyers = PersonRemap.load(settings, day, 1)(book.loc[~book["fully_refunded"], "person_id"])
+        predictions = read("clv_predictions")
+        assert sorted(predictions["person_id"]) == sorted(set(buyers)) and len(predictions) > 0
+        assert not set(predictions.columns) & {"email", "email_hash", "phone", "customer_id", "first_name"}
+        assert ((predictions["t"] <= predictions["T"]) & (predictions["x"] >= 0)).all()
+        assert (predictions.loc[predictions["x"] == 0, ["t", "monetary"]] == 0).all().all()
+        model = read("clv_model")
+        assert len(model) == 7
+        kpi = read("kpi", "clv_predictive")
+        assert kpi["metric"].fillna("(total)").tolist() == ["(total)", "expected_purchases_12m",
+                                                            "expected_value_12m", "p_alive"]
+        assert (kpi["denominator"] == len(predictions)).all()
+        md = _metadata(instance, ["kpi", "clv_predictive"], day)
+        if md["fit_error"] == "-":
+            assert model["value"].notna().all() and md["bg_nbd_r"] == model.set_index("parameter").loc["r", "value"]
+            means = predictions[["expected_value_12m", "expected_purchases_12m", "p_alive"]].mean()
+            assert kpi.set_index("metric")["value"].dropna().to_dict() == pytest.approx(means.to_dict())
+        else:  # the data of a few days cannot support a fit: null values, the reason in the metadata
+            assert kpi["value"].isna().all() and predictions["expected_value_12m"].isna().all()
+            assert model["error"].eq(md["fit_error"]).all()
+    # the first day has no repeat buyer yet
+    assert "no buyer has a repeat order day" in _metadata(instance, ["kpi", "clv_predictive"], DAYS[0])["fit_error"]

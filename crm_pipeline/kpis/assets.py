@@ -18,10 +18,13 @@ from crm_pipeline.kpis.aggregates import (
 from crm_pipeline.kpis.anomaly import anomaly_check, trailing_headlines
 from crm_pipeline.kpis.audiences import KPIS as AUDIENCE_KPIS
 from crm_pipeline.kpis.audiences import membership_asset
+from crm_pipeline.kpis.clv import KPIS as CLV_KPIS
+from crm_pipeline.kpis.clv import clv_assets
 from crm_pipeline.kpis.count import KPIS as COUNT_KPIS
 from crm_pipeline.kpis.framework import (
     STANDARD_CHECK_NAMES,
     KpiDefinition,
+    KpiOutput,
     finalise,
     headline_target_check,
     standard_checks,
@@ -31,14 +34,19 @@ from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
 from crm_pipeline.kpis.sales import KPIS as SALES_KPIS
 from crm_pipeline.kpis.service import KPIS as SERVICE_KPIS
-from crm_pipeline.kpis.states import order_book_asset, person_signals_asset, refund_ledger_asset
+from crm_pipeline.kpis.states import (
+    order_book_asset,
+    order_history_asset,
+    person_signals_asset,
+    refund_ledger_asset,
+)
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
 ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS, *SALES_KPIS,
-                                      *SERVICE_KPIS)
+                                      *SERVICE_KPIS, *CLV_KPIS)
 IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
@@ -102,9 +110,12 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
         extra = {**({"day": day} if kpi.needs_day else {}),
                  **({"settings": settings.get()} if kpi.needs_settings else {}),
                  **({"remap": remap} if remap is not None else {})}
-        frame = finalise(kpi, kpi.compute(**inputs, **extra))
+        result = kpi.compute(**inputs, **extra)
+        recorded = result.metadata if isinstance(result, KpiOutput) else {}
+        frame = finalise(kpi, result)
         complete = day - dt.timedelta(days=kpi.window_days - 1) >= settings.get().start_date
         yield dg.Output(arrow_table(frame, kpi.schema), metadata={
+            **recorded,
             "dagster/column_lineage": column_lineage(kpi),
             "window_complete": complete, "rows": len(frame),
             "headline_value": headline_value(kpi, frame),
@@ -165,6 +176,6 @@ def _fmt(x: float | None) -> str:
 def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [visits_asset(partitions), person_engagement_asset(partitions), messaging_asset(partitions),
             first_orders_asset(partitions), person_signals_asset(partitions), order_book_asset(partitions),
-            refund_ledger_asset(partitions),
-            category_views_asset(partitions), membership_asset(partitions),
+            refund_ledger_asset(partitions), order_history_asset(partitions),
+            category_views_asset(partitions), membership_asset(partitions), clv_assets(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -4,7 +4,9 @@ A KPI is a `KpiDefinition` (its documentation, dimensions, inputs and a pure com
 function returns the KPI's rows (dimension columns + numerator, denominator, value, unit) except the total row;
 `finalise` adds the total row (a copy of the headline row with every dimension null, or the row the compute
 function marked as total), checks the arithmetic, applies the explicit Arrow schema and sorts the rows, so a
-re-run writes the same bytes. `standard_checks` are the checks every KPI carries.
+re-run writes the same bytes. A compute function may return a `KpiOutput` instead, its rows with metadata for
+the materialisation (predictive CLV records its fitted parameters so). `standard_checks` are the checks every
+KPI carries.
 """
 
 import inspect
@@ -145,6 +147,15 @@ class KpiDefinition:
                           pa.field("value", pa.float64()), pa.field("unit", pa.string(), nullable=False)])
 
 
+@dataclass(frozen=True)
+class KpiOutput:
+    """What a compute function returns when its KPI also records facts beside its rows (a fitted model's
+    parameters, why it could not be fitted): the rows, and metadata for the materialisation."""
+
+    rows: pd.DataFrame | list[dict]
+    metadata: Mapping[str, object] = field(default_factory=dict)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # building rows
 
@@ -182,8 +193,10 @@ def _isnan(x: float) -> bool:
     return isinstance(x, float) and math.isnan(x)
 
 
-def finalise(kpi: KpiDefinition, rows: pd.DataFrame | list[dict]) -> pd.DataFrame:
+def finalise(kpi: KpiDefinition, rows: pd.DataFrame | list[dict] | KpiOutput) -> pd.DataFrame:
     """The KPI's table: the total row added (from the headline), exact columns, sorted dims (nulls first)."""
+    if isinstance(rows, KpiOutput):  # its metadata goes to the materialisation, its rows here
+        rows = rows.rows
     frame = pd.DataFrame(rows)
     for column in [*kpi.dimension_names, *BINDING_COLUMNS]:
         if column not in frame.columns:

@@ -347,3 +347,115 @@ def refund_ledger_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         yield checks.primary_key_is_unique(REFUND_LEDGER_KEY, ledger, ["refund_id"])
 
     return refund_ledger
+# the order history: what the order book no longer holds, one summary row per person
+
+ORDER_HISTORY_KEY = dg.AssetKey(["aggregates", "order_history"])
+ORDER_HISTORY_SCHEMA = pa.schema([
+    pa.field("person_id", pa.string(), nullable=False),
+    pa.field("first_order_date", pa.date32(), nullable=False),  # the person's earliest order day (reporting tz)
+    pa.field("first_day_net_revenue", pa.float64(), nullable=False),  # net revenue of the orders of that day
+    pa.field("count_order_days", pa.int64(), nullable=False),  # days with a non-refunded order
+    pa.field("net_revenue", pa.float64(), nullable=False),  # of all those days, refunds not deducted
+    pa.field("last_order_date", pa.date32(), nullable=False),
+])
+
+
+def day_numbers(dates: pd.Series | np.ndarray) -> np.ndarray:
+    """Dates (date objects, datetimes, strings, or already day numbers) as whole days since 1970-01-01, for
+    vectorised day arithmetic."""
+    dates = pd.Series(dates)
+    if pd.api.types.is_integer_dtype(dates):
+        return dates.to_numpy(dtype=np.int64)
+    return pd.to_datetime(dates).to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def order_days(book: pd.DataFrame) -> pd.DataFrame:
+    """One summary row (ORDER_HISTORY_SCHEMA) per person and day of the book's orders that are not fully
+    refunded: two orders on one day are one order day whose revenue is their sum (refunds not deducted)."""
+    kept = book.loc[~book["fully_refunded"].astype(bool).to_numpy()]
+    per_day = kept.groupby([kept["person_id"].astype("string"), day_numbers(kept["order_day"])],
+                           sort=False)["net_revenue"].sum()
+    day = per_day.index.get_level_values(1).to_numpy()
+    revenue = per_day.to_numpy(dtype=float)
+    return pd.DataFrame({"person_id": per_day.index.get_level_values(0).astype("string"),
+                         "first_order_date": day, "first_day_net_revenue": revenue, "count_order_days": 1,
+                         "net_revenue": revenue, "last_order_date": day})
+
+
+def combine_order_days(*frames: pd.DataFrame) -> pd.DataFrame:
+    """One row per person from summary rows (ORDER_HISTORY_SCHEMA) of disjoint sets of order days: the earliest
+    first day and the revenue of that day (summed over the rows starting on it), the numbers of days and the
+    revenues added up, the latest last day. Dates come back as day numbers; sorted by person."""
+    parts = pd.concat([f.assign(person_id=f["person_id"].astype("string"),
+                                first_order_date=day_numbers(f["first_order_date"]),
+                                last_order_date=day_numbers(f["last_order_date"])) for f in frames],
+                      ignore_index=True)
+    persons = parts.groupby("person_id", sort=True)
+    first = persons["first_order_date"].transform("min")
+    on_first = parts["first_day_net_revenue"].where(parts["first_order_date"] == first, 0.0)
+    out = pd.DataFrame({"first_order_date": persons["first_order_date"].min(),
+                        "first_day_net_revenue": on_first.groupby(parts["person_id"], sort=True).sum(),
+                        "count_order_days": persons["count_order_days"].sum().astype("int64"),
+                        "net_revenue": persons["net_revenue"].sum(),
+                        "last_order_date": persons["last_order_date"].max()})
+    return out.rename_axis("person_id").reset_index()
+
+
+def update_order_history(previous: pd.DataFrame | None, book: pd.DataFrame, merges: pd.DataFrame,
+                         day: dt.date, horizon_days: int = ORDER_BOOK_DAYS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the history of D, the order days it took in today).
+
+    The history of D summarises, per person, the non-refunded order days up to the book's oldest day D-H+1
+    (H = ORDER_BOOK_DAYS): yesterday's history (days up to D-H) with its persons carried through the merges of
+    D, plus the book's oldest day, whose orders leave the book tomorrow. Their refund status is final from then
+    on: the book ignores refunds of orders it no longer holds, and so does the history (an order refunded H or
+    more days after its day stays counted). When two persons merge, their summaries combine exactly except for a day on which both had
+    orders more than a year ago: the summary keeps no list of days, so that day counts twice."""
+    oldest = day - dt.timedelta(days=horizon_days - 1)
+    leaving = order_days(book.loc[day_numbers(book["order_day"]) == np.datetime64(oldest, "D").astype(np.int64)])
+    frames = [leaving]
+    if previous is not None and len(previous):
+        frames.insert(0, previous.assign(person_id=resolve_person_ids(previous["person_id"], merges).to_numpy()))
+    history = combine_order_days(*frames)
+    for column in ("first_order_date", "last_order_date"):  # as the book's order_day: dates
+        history[column] = pd.Series(history[column].to_numpy().astype("datetime64[D]")).dt.date.to_numpy()
+    return history[list(ORDER_HISTORY_SCHEMA.names)], leaving
+
+
+def order_history_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=ORDER_HISTORY_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"},
+        description=f"One row per person with non-refunded orders on days up to D-{ORDER_BOOK_DAYS - 1} (older "
+                    "than the order book's other days): the first order day and its net revenue, the number of "
+                    "order days, their net revenue (refunds not deducted) and the last order day. A state: D = "
+                    "D-1 carried through the merges of D + the book's oldest day, whose refund status is then "
+                    "final. With the order book it gives every buyer's whole order history at flat cost "
+                    "(clv_predictions).",
+        ins={"order_book": dg.AssetIn(key=ORDER_BOOK_KEY, metadata={
+                 "columns": ["person_id", "order_day", "net_revenue", "fully_refunded"]}),
+             "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"])),
+             "previous": dg.AssetIn(key=ORDER_HISTORY_KEY, partition_mapping=PREVIOUS_DAY)},
+        metadata={"dagster/column_schema": column_schema(ORDER_HISTORY_SCHEMA), "primary_key": ["person_id"]},
+        check_specs=[
+            checks.schema_spec(ORDER_HISTORY_KEY, partitions),
+            dg.AssetCheckSpec("person_id_is_unique", asset=ORDER_HISTORY_KEY, blocking=True,
+                              partitions_def=partitions),
+            dg.AssetCheckSpec("order_days_reconcile", asset=ORDER_HISTORY_KEY, blocking=True,
+                              partitions_def=partitions,
+                              description="order days and net revenue = those carried from D-1 + those taken in "
+                                          "from the book, and every first order day <= last order day <= the "
+                                          "book's oldest day")],
+    )
+    def order_history(context: dg.AssetExecutionContext, order_book: pd.DataFrame, identity_merges: pd.DataFrame,
+                      previous: pd.DataFrame | None):
+        day = partition_day(context)
+        history, leaving = update_order_history(previous, order_book, identity_merges, day)
+        yield from checks.written(ORDER_HISTORY_KEY, history, ORDER_HISTORY_SCHEMA, metadata={
+            "persons": len(history), "order_days": int(history["count_order_days"].sum()),
+            "order_days_taken_in": len(leaving)})
+        yield checks.primary_key_is_unique(ORDER_HISTORY_KEY, history, ["person_id"])
+        yield checks.order_days_reconcile(ORDER_HISTORY_KEY, previous, leaving, history,
+                                          day - dt.timedelta(days=ORDER_BOOK_DAYS - 1))
+
+    return order_history

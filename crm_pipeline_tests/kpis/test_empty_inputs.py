@@ -18,7 +18,7 @@ from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCH
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
-from crm_pipeline.kpis import aggregates, audiences, states
+from crm_pipeline.kpis import aggregates, audiences, clv, states
 from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
@@ -51,6 +51,8 @@ SCHEMAS = {
     ("ingest", "crm_opportunities"): CRM_SCHEMAS["opportunities"],
     ("ingest", "crm_survey_responses"): CRM_SCHEMAS["survey_responses"],
     ("ingest", "crm_support_tickets"): CRM_SCHEMAS["support_tickets"],
+    ("clv_predictions",): clv.CLV_PREDICTIONS_SCHEMA,
+    ("clv_model",): clv.CLV_MODEL_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -121,6 +123,9 @@ EXPECTED: dict[str, list[tuple]] = {
                  "median_hours", "p90_hours")],
     "resolution_touches": [(N, N, 0.0, 0.0, N, "ratio")] + [(t, N, 0.0, 0.0, N, "ratio") for t in ("1", "2", "3+")],
     "sla_breach_rate": [(N, 0.0, 0.0, N, "ratio")],
+    # no buyer: means over 0 buyers, the models are not fitted
+    "clv_predictive": [(N, 0.0, 0.0, N, "currency"), ("expected_purchases_12m", 0.0, 0.0, N, "count"),
+                       ("expected_value_12m", 0.0, 0.0, N, "currency"), ("p_alive", 0.0, 0.0, N, "ratio")],
     "deliverability": [(N, 0.0, 0.0, N, "ratio")] + [(m, 0.0, 0.0, N, "ratio") for m in (
         "bounce_rate", "complaint_rate", "delivery_rate", "unsubscribe_rate")],
 }
