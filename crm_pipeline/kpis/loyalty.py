@@ -46,7 +46,7 @@ def registrations(crm_customers: pd.DataFrame, identity_map: pd.DataFrame, remap
                else pd.Series(None, index=records.index, dtype="string"))
     frame = pd.DataFrame({
         "person_id": remap(attach_person_id(records, identity_map)).to_numpy(),
-        "registered_at": created_at[counted].to_numpy(),
+        "registered_at": created_at[counted].reset_index(drop=True),  # kept tz-aware (no per-value objects)
         "customer_id": records["customer_id"].astype("string").to_numpy(),
         "acquisition_channel": channel.astype("string").to_numpy(),
     }).dropna(subset=["person_id"])
@@ -224,19 +224,24 @@ def repeat_purchase_rate(first_orders: pd.DataFrame, order_book: pd.DataFrame, r
     day included / those persons; in all and by the first category written on the first order."""
     first = first_orders_as_of(first_orders, remap)
     first_day = local_days(first["first_ordered_at"], settings.timezone)
-    order_ids = order_book["order_id"].astype("string").to_numpy()
-    written = pd.Series(order_book["categories"].astype("string").to_numpy(), index=order_ids)
+    starts = {window: day - dt.timedelta(days=n) for window, n in REPEAT_WINDOWS.items()}
+    # only the cohorts' persons and the orders of D-90..D matter (the cohorts' first orders are among them)
+    in_cohorts = np.isin(first_day, [np.datetime64(start, "D") for start in starts.values()])
+    first, first_day = first.loc[in_cohorts], first_day[in_cohorts]
+    recent = order_book.loc[placed_in(order_book, min(starts.values()), day)]
+    order_ids = recent["order_id"].astype("string").to_numpy()
+    written = pd.Series(recent["categories"].astype("string").to_numpy(), index=order_ids)
     category = labels(first_categories(first["first_order_id"].map(written[~written.index.duplicated()])))
-    orders = pd.DataFrame({"person_id": remap(order_book["person_id"]).to_numpy(), "order_id": order_ids,
-                           "order_day": order_book["order_day"].to_numpy()})
+    orders = pd.DataFrame({"person_id": remap(recent["person_id"]).to_numpy(), "order_id": order_ids,
+                           "order_day": recent["order_day"].to_numpy()})
+    orders = orders.loc[orders["person_id"].isin(first.index).to_numpy()]
+    # another order: any order of the person but their first one
+    orders = orders.loc[(orders["order_id"] != orders["person_id"].map(first["first_order_id"])).to_numpy()]
     cohorts: dict[str, tuple[pd.Series, np.ndarray]] = {}
-    for window, n in REPEAT_WINDOWS.items():
-        start = day - dt.timedelta(days=n)
+    for window, start in starts.items():
         member = first_day == np.datetime64(start, "D")
         cohort = first.index[member]
         later = orders.loc[placed_in(orders, start, day) & orders["person_id"].isin(cohort).to_numpy()]
-        # another order: any order of the person but their first one
-        later = later.loc[(later["order_id"] != later["person_id"].map(first["first_order_id"])).to_numpy()]
         repeated = pd.Index(cohort).isin(later["person_id"].unique())
         cohorts[window] = (category[member], repeated)
     values = open_values(*(keys for keys, _ in cohorts.values()))
