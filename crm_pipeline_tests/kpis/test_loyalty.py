@@ -316,3 +316,33 @@ def test_registrant_retention_by_hand():
     assert row(t, metric="retention_rate", window="180d") == (0.0, 0.0, N, "ratio")
     assert row(t, metric="avg_engagements", window="180d") == (0.0, 0.0, N, "count")
     assert len(t) == 1 + 6
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# days in the reporting timezone
+
+NEW_YORK = Settings(landing_root="l", warehouse_root="w", database_url="sqlite://", timezone="America/New_York",
+                    start_date=dt.date(2025, 6, 1))
+
+
+def test_cohort_days_are_taken_in_the_reporting_timezone():
+    # New York is UTC-4 in October: 2026-10-02T03:30Z is 10-01 23:30 local (D-30), 2026-10-01T03:30Z is 09-30
+    records_ = customers([("C1", "2026-10-02T03:30", None), ("C2", "2026-10-01T03:30", None)])
+    persons = identity({"C1": "P1", "C2": "P2"})
+    # P1's first order exactly 30 x 24 h after registration (10-30 23:30 local): activated
+    firsts = first_orders([("P1", "o1", "2026-10-31T03:30")])
+    t = table("activation_rate", first_orders=firsts, crm_customers=records_, identity_map=persons,
+              settings=NEW_YORK)
+    assert records(t) == [(1.0, 1.0, 1.0, "ratio")]  # in UTC days the cohort would be P2 alone: 0 / 1
+    t = table("registrant_retention", person_engagement=engagement([("2026-10-02", "P1", 2)]),
+              crm_customers=records_, identity_map=persons, settings=NEW_YORK)
+    assert row(t, metric="retention_rate", window="30d") == (1.0, 1.0, 1.0, "ratio")
+
+    # a first order at 2026-09-02T02:00Z is on 09-01 local (D-60); the other order, 09-02 01:00 local, repeats
+    firsts = first_orders([("P1", "a1", "2026-09-02T02:00")])
+    orders = book([("a1", "P1", "2026-09-02T02:00", 10.0, False, "shoes"),
+                   ("a2", "P1", "2026-09-02T05:00", 10.0, False, "shoes")])
+    orders["order_day"] = [dt.date(2026, 9, 1), dt.date(2026, 9, 2)]  # the book's days are local days
+    t = table("repeat_purchase_rate", first_orders=firsts, order_book=orders, settings=NEW_YORK)
+    assert row(t, window="60d", category="shoes") == (1.0, 1.0, 1.0, "ratio")
+    assert row(t, window="90d", category="shoes") == (0.0, 0.0, N, "ratio")
