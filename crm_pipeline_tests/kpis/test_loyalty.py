@@ -346,3 +346,33 @@ def test_cohort_days_are_taken_in_the_reporting_timezone():
     t = table("repeat_purchase_rate", first_orders=firsts, order_book=orders, settings=NEW_YORK)
     assert row(t, window="60d", category="shoes") == (1.0, 1.0, 1.0, "ratio")
     assert row(t, window="90d", category="shoes") == (0.0, 0.0, N, "ratio")
+
+
+def test_customer_rfm_materialises_one_partition_with_its_checks(tmp_path):
+    """A real Dagster run: the order book of D (stub upstream, this file's BOOK) through the Parquet IO manager,
+    customer_rfm written to <warehouse>/customer_rfm/date=D/part.parquet, both of its checks passing."""
+    from crm_pipeline.resources import PipelineSettingsResource
+    from crm_pipeline.storage.io_manager import ParquetIOManager
+
+    partitions = dg.DailyPartitionsDefinition(start_date="2026-10-01")
+    settings = Settings(landing_root=str(tmp_path / "l"), warehouse_root=str(tmp_path / "w"),
+                        database_url="sqlite://", start_date=dt.date(2026, 10, 1))
+
+    @dg.asset(key=states.ORDER_BOOK_KEY, partitions_def=partitions)
+    def order_book():
+        return arrow_table(BOOK, states.ORDER_BOOK_SCHEMA)
+
+    result = dg.materialize(
+        [order_book, loyalty.customer_rfm_asset(partitions)], partition_key=D.isoformat(),
+        resources={"io_manager": ParquetIOManager(base_path=settings.warehouse_root, storage_options={}),
+                   "settings": PipelineSettingsResource.from_settings(settings)})
+    assert result.success
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations == {"schema_matches_declared": True, "person_id_is_unique": True}
+    written = pd.read_parquet(tmp_path / "w" / "customer_rfm" / f"date={D}" / "part.parquet")
+    # the same rows as test_customer_summaries_and_rfm_of_the_book
+    assert records(written[["person_id", "r_score", "f_score", "m_score", "segment"]]) == [
+        ("P1", 4, 4, 2, "champions"), ("P2", 2, 1, 2, "hibernating"), ("P3", 1, 3, 1, "at_risk"),
+        ("P4", 2, 1, 2, "hibernating")]
+    metadata = result.asset_materializations_for_node("customer_rfm")[0].metadata
+    assert metadata["customers"].value == 4
