@@ -18,7 +18,7 @@ from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCH
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
-from crm_pipeline.kpis import aggregates, audiences, clv, states
+from crm_pipeline.kpis import aggregates, audiences, clv, loyalty, states
 from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
@@ -53,6 +53,7 @@ SCHEMAS = {
     ("ingest", "crm_support_tickets"): CRM_SCHEMAS["support_tickets"],
     ("clv_predictions",): clv.CLV_PREDICTIONS_SCHEMA,
     ("clv_model",): clv.CLV_MODEL_SCHEMA,
+    ("aggregates", "order_book"): states.ORDER_BOOK_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -128,6 +129,16 @@ EXPECTED: dict[str, list[tuple]] = {
                        ("expected_value_12m", 0.0, 0.0, N, "currency"), ("p_alive", 0.0, 0.0, N, "ratio")],
     "deliverability": [(N, 0.0, 0.0, N, "ratio")] + [(m, 0.0, 0.0, N, "ratio") for m in (
         "bounce_rate", "complaint_rate", "delivery_rate", "unsubscribe_rate")],
+    # retention and loyalty: no active customer, empty cohorts; no open value (channel, category) on a quiet day
+    "recency_frequency": [(N, N, 0.0, 0.0, N, "days"), ("frequency", N, 0.0, 0.0, N, "count"),
+                          ("mean_days_between_orders", N, 0.0, 0.0, N, "days"),
+                          ("recency_days", N, 0.0, 0.0, N, "days")],
+    "repeat_purchase_rate": [(N, N, 0.0, 0.0, N, "ratio"), ("60d", N, 0.0, 0.0, N, "ratio"),
+                             ("90d", N, 0.0, 0.0, N, "ratio")],
+    "activation_rate": [(0.0, 0.0, N, "ratio")],
+    "registrant_retention": [(N, N, 0.0, 0.0, N, "ratio")]
+    + [(m, w, 0.0, 0.0, N, "count" if m == "avg_engagements" else "ratio")
+       for m in ("avg_engagements", "retention_rate") for w in ("180d", "30d", "90d")],
 }
 
 
@@ -216,6 +227,9 @@ BUILDERS = {
     "audience_membership": (lambda: _membership(None, stored(states.PERSON_SIGNALS_SCHEMA),
                                                 stored(states.ORDER_BOOK_SCHEMA)),
                             audiences.MEMBERSHIP_SCHEMA, audiences.MEMBERSHIP_PK),
+    "customer_rfm": (lambda: loyalty.customer_rfm(loyalty.customer_summaries(stored(states.ORDER_BOOK_SCHEMA),
+                                                                              NO_CHANGES, D)),
+                     loyalty.CUSTOMER_RFM_SCHEMA, ["person_id"]),
 }
 
 
