@@ -53,6 +53,8 @@ SCHEMAS = {
     ("ingest", "crm_support_tickets"): CRM_SCHEMAS["support_tickets"],
     ("clv_predictions",): clv.CLV_PREDICTIONS_SCHEMA,
     ("clv_model",): clv.CLV_MODEL_SCHEMA,
+    ("aggregates", "order_book"): states.ORDER_BOOK_SCHEMA,
+    ("aggregates", "refund_ledger"): states.REFUND_LEDGER_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -128,6 +130,11 @@ EXPECTED: dict[str, list[tuple]] = {
                        ("expected_value_12m", 0.0, 0.0, N, "currency"), ("p_alive", 0.0, 0.0, N, "ratio")],
     "deliverability": [(N, 0.0, 0.0, N, "ratio")] + [(m, 0.0, 0.0, N, "ratio") for m in (
         "bounce_rate", "complaint_rate", "delivery_rate", "unsubscribe_rate")],
+    # no order, no refund, no active customer: every quotient 0 / 0
+    "aov_arpu": [(N, N, 0.0, 0.0, N, "currency")]
+    + [(m, w, 0.0, 0.0, N, "currency") for m in ("aov", "arpu") for w in ("1d", "30d")],
+    "refund_and_discount": [(N, 0.0, 0.0, N, "ratio")] + [(m, 0.0, 0.0, N, "ratio") for m in (
+        "discount_to_gross", "discounted_order_share", "refund_rate")],
 }
 
 

@@ -1,0 +1,149 @@
+"""The value KPIs (aov_arpu, refund_and_discount, ltv, revenue_per_recipient) on a hand-built order book and refund
+ledger, numbers worked out by hand in the comments, with the traps: refunds dated in the window of orders placed
+before it, partial refunds, a day without orders, orders exactly on the window boundary."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
+from crm_pipeline.kpis.framework import finalise, standard_checks
+from crm_pipeline.kpis.persons import PersonRemap
+from crm_pipeline.kpis.states import ORDER_BOOK_SCHEMA, REFUND_LEDGER_SCHEMA
+from crm_pipeline.kpis.value import KPIS, aov_arpu, net_of_refunds, refund_and_discount
+from crm_pipeline_tests.conftest import records, stored
+
+D = dt.date(2026, 10, 31)
+N = None
+NO_CHANGES = PersonRemap.none()
+KPI = {k.name: k for k in KPIS}
+
+
+def day(offset: int) -> dt.date:
+    return D - dt.timedelta(days=offset)
+
+
+def order(order_id: str, person: str, offset: int, net: float, discount: float = 0.0,
+          fully_refunded: bool = False) -> dict:
+    """An order placed `offset` days before D (15:00 UTC), gross = net + discount (reporting currency)."""
+    return {"order_id": order_id, "person_id": person, "ordered_at": pd.Timestamp(f"{day(offset)}T15:00", tz="UTC"),
+            "order_day": day(offset), "currency": "USD", "net_revenue": net, "net_revenue_original": net,
+            "gross_revenue": net + discount, "discount_amount": discount, "refunded_original": 0.0, "refunded": 0.0,
+            "count_refunds": int(fully_refunded), "fully_refunded": fully_refunded, "categories": "shoes"}
+
+
+def refund(refund_id: str, order_id: str, person: str, offset: int, order_offset: int, amount: float) -> dict:
+    return {"refund_id": refund_id, "order_id": order_id, "person_id": person,
+            "refunded_at": pd.Timestamp(f"{day(offset)}T12:00", tz="UTC"), "refund_day": day(offset),
+            "order_day": day(order_offset), "amount": amount}
+
+
+BOOK = stored(ORDER_BOOK_SCHEMA, [
+    order("o1", "P1", 0, 100.0, discount=20.0),  # gross 120
+    order("o2", "P2", 0, 50.0, fully_refunded=True),  # refunded on D: still an order placed on D
+    order("o3", "P1", 29, 30.0),  # D-29: the first day of the 30-day window
+    order("o4", "P3", 30, 200.0, discount=50.0),  # D-30: outside the 30-day window; partially refunded on D-5
+    order("o5", "P4", 364, 10.0),  # D-364: still makes P4 active
+    order("o6", "P5", 365, 10.0),  # D-365: too old to make P5 active
+    order("o7", "P6", 100, 60.0, fully_refunded=True),  # P6's only order is fully refunded: not active
+])
+LEDGER = stored(REFUND_LEDGER_SCHEMA, [
+    refund("r1", "o2", "P2", 0, 0, 50.0),  # full refund of o2, dated D
+    refund("r2", "o4", "P3", 5, 30, 40.0),  # partial refund dated in the window, of an order placed before it
+    refund("r3", "o7", "P6", 98, 100, 60.0),  # dated before the window
+    refund("r4", "o5", "P4", 30, 364, 5.0),  # dated D-30: just outside the window
+])
+# active customers at D: P1 (o1, o3), P3 (o4, partial refunds never remove an order), P4 (o5 on D-364) = 3
+
+
+def merge(kept: str, other: str) -> PersonRemap:
+    return PersonRemap(pd.DataFrame({"change_date": [D], "kind": ["merge"], "kept_person_id": [kept],
+                                     "other_person_id": [other], "reason": ["test"]},
+                                    columns=IDENTITY_MERGES_SCHEMA.names))
+
+
+def table(name: str, rows) -> pd.DataFrame:
+    frame = finalise(KPI[name], rows)
+    failed = [r.check_name for r in standard_checks(KPI[name], dg.AssetKey(name), frame) if not r.passed]
+    assert failed == [], failed
+    return frame
+
+
+def test_net_of_refunds_deducts_the_refunds_dated_in_the_window_whatever_the_order_day():
+    # D-29..D: orders o1 + o2 + o3 = 180; refunds r1 (50, dated D) + r2 (40, of o4 placed on D-30) = 90
+    assert net_of_refunds(BOOK, LEDGER, day(29), D) == 90.0
+    # D-30..D-30: o4 = 200, refund r4 = 5 (of an order placed on D-364)
+    assert net_of_refunds(BOOK, LEDGER, day(30), day(30)) == 195.0
+
+
+def test_aov_arpu_is_revenue_net_of_refunds_per_order_and_per_active_customer():
+    frame = table("aov_arpu", aov_arpu(BOOK, LEDGER, NO_CHANGES, D))
+    assert records(frame) == [
+        # headline: aov 30d
+        (N, N, 90.0, 3.0, 30.0, "currency"),
+        # 1d: o1 + o2 = 150 - r1 50 = 100 over 2 orders (o2 refunded, still placed) = 50
+        ("aov", "1d", 100.0, 2.0, 50.0, "currency"),
+        # 30d: 180 - 90 = 90 over o1, o2, o3 (o3 on the boundary D-29; o4 on D-30 is out) = 30
+        ("aov", "30d", 90.0, 3.0, 30.0, "currency"),
+        # arpu: over the 3 active customers (P1, P3, P4)
+        ("arpu", "1d", 100.0, 3.0, 100.0 / 3.0, "currency"),
+        ("arpu", "30d", 90.0, 3.0, 30.0, "currency"),
+    ]
+
+
+def test_aov_arpu_on_a_day_without_orders_but_with_a_refund():
+    # D-5: no order placed; r2 (40) dated that day: R 1d = -40, aov 1d = -40 / 0 = null. Active at D-5
+    # (orders in D-369..D-5 non-refunded): P1 (o3), P3 (o4), P4 (o5), P5 (o6 on D-365) = 4: arpu 1d = -10.
+    # 30d (D-34..D-5): o3 30 + o4 200 - r2 40 - r4 5 = 185 over 2 orders
+    frame = table("aov_arpu", aov_arpu(BOOK, LEDGER, NO_CHANGES, day(5)))
+    assert records(frame) == [
+        (N, N, 185.0, 2.0, 92.5, "currency"),
+        ("aov", "1d", -40.0, 0.0, N, "currency"),
+        ("aov", "30d", 185.0, 2.0, 92.5, "currency"),
+        ("arpu", "1d", -40.0, 4.0, -10.0, "currency"),
+        ("arpu", "30d", 185.0, 4.0, 46.25, "currency"),
+    ]
+
+
+def test_arpu_counts_persons_merged_later_once():
+    # P4 merged into P1 after D: active customers P1, P3 = 2; arpu 30d = 90 / 2
+    frame = table("aov_arpu", aov_arpu(BOOK, LEDGER, merge("P1", "P4"), D))
+    assert records(frame.loc[frame["metric"] == "arpu"]) == [("arpu", "1d", 100.0, 2.0, 50.0, "currency"),
+                                                             ("arpu", "30d", 90.0, 2.0, 45.0, "currency")]
+
+
+def test_refund_and_discount_over_the_orders_and_refunds_of_the_window():
+    frame = table("refund_and_discount", refund_and_discount(BOOK, LEDGER, D))
+    assert records(frame) == [
+        # refund_rate: refunds dated D-29..D (r1 50 + r2 40, r2 of an order placed before the window) / net revenue
+        # of o1, o2, o3 (180, refunds not deducted) = 0.5
+        (N, 90.0, 180.0, 0.5, "ratio"),
+        # discount_amount / gross_revenue over o1, o2, o3: 20 / (120 + 50 + 30) = 0.1
+        ("discount_to_gross", 20.0, 200.0, 0.1, "ratio"),
+        # orders with a discount: o1 of 3
+        ("discounted_order_share", 1.0, 3.0, 1.0 / 3.0, "ratio"),
+        ("refund_rate", 90.0, 180.0, 0.5, "ratio"),
+    ]
+
+
+def test_a_refund_rate_above_one_only_warns():
+    # D-1: orders in D-30..D-1 are o3 (30) and o4 (200); refunds dated there: r2 40 and r4 5 -> 45 / 230
+    # (o4 on D-30 is in this window, r1 dated D is not)
+    frame = table("refund_and_discount", refund_and_discount(BOOK, LEDGER, day(1)))
+    assert records(frame.iloc[:1]) == [(N, 45.0, 230.0, 45.0 / 230.0, "ratio")]
+    # refunds above the window's revenue: a book holding only o3 (30) with the refunds r1 + r2 (90) dated in
+    # D-29..D = 3, outside [0, 1]: refund_rate is unbounded (kpis.md section 1), its bound check only warns
+    high = finalise(KPI["refund_and_discount"], refund_and_discount(BOOK.loc[BOOK["order_id"] == "o3"], LEDGER, D))
+    assert records(high.iloc[:1]) == [(N, 90.0, 30.0, 3.0, "ratio")]
+    bounds = next(r for r in standard_checks(KPI["refund_and_discount"], dg.AssetKey("k"), high)
+                  if r.check_name == "ratios_within_bounds")
+    assert not bounds.passed and bounds.severity == dg.AssetCheckSeverity.WARN
+
+
+@pytest.mark.parametrize("name", ["aov_arpu", "refund_and_discount"])
+def test_declarations_name_their_headline_and_window(name: str):
+    kpi = KPI[name]
+    assert kpi.family == "Monetise" and kpi.seed == "002"
+    assert kpi.window_days == {"aov_arpu": 365, "refund_and_discount": 30}[name]
