@@ -13,10 +13,12 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from crm_pipeline.kpis.customers import active_customers, order_book_input, placed_in
+from crm_pipeline.kpis.aggregates import FIRST_ORDERS_KEY
+from crm_pipeline.kpis.customers import active_customers, non_refunded, order_book_input, placed_in
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, quotient
 from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.kpis.states import ORDER_BOOK_DAYS, REFUND_LEDGER_KEY, day_numbers
+from crm_pipeline.settings import Settings
 
 REFUND_LEDGER = tuple(REFUND_LEDGER_KEY.path)
 WINDOWS_1D_30D = {"1d": 1, "30d": 30}
@@ -83,6 +85,65 @@ def refund_and_discount(order_book: pd.DataFrame, refund_ledger: pd.DataFrame, d
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# ltv
+
+LTV_WINDOWS = {"12m": 365, "18m": 548}  # D-364..D, D-547..D
+FREQUENCY_BUCKETS = ("1", "2-3", "4-6", "7+")
+FREQUENCY_EDGES = (0, 1, 3, 6, np.inf)  # orders non-refunded at D in the window: (0, 1], (1, 3], (3, 6], (6, inf)
+TENURE_BUCKETS = ("0-89", "90-364", "365+")
+TENURE_EDGES = (-np.inf, 89, 364, np.inf)  # days from the day of the first order to D
+
+
+def first_order_days(first_orders: pd.DataFrame, book: pd.DataFrame, book_persons: np.ndarray, remap: PersonRemap,
+                     timezone: str) -> pd.Series:
+    """Day number of each person's first order (refunded later or not), in the reporting timezone: the earliest of
+    their parts' first orders (persons merged later are one person) and of the book's orders, which the first
+    orders state holds too (the book only guards a person the state does not know yet)."""
+    ordered_at = pd.to_datetime(first_orders["first_ordered_at"], utc=True).dt.tz_convert(timezone)
+    days = pd.concat([
+        pd.Series(day_numbers(ordered_at.dt.date), index=remap(first_orders["person_id"]).to_numpy()),
+        pd.Series(day_numbers(book["order_day"]), index=book_persons)])
+    days = days.loc[days.index.notna()]
+    return days.groupby(level=0).min()
+
+
+def ltv(order_book: pd.DataFrame, refund_ledger: pd.DataFrame, first_orders: pd.DataFrame, remap: PersonRemap,
+        day: dt.date, settings: Settings) -> list[dict]:
+    """Per window: over the persons with an order non-refunded at D in it, the net revenue of their orders placed
+    in it minus the refunds dated in it of any of their orders, per person; and so by frequency and tenure bucket.
+    Each person is one row of one groupby, so one bucket of each kind (the bucket denominators add up to the
+    window's)."""
+    book_persons = remap(order_book["person_id"]).to_numpy()
+    ledger_persons = remap(refund_ledger["person_id"]).to_numpy()
+    first_day = first_order_days(first_orders, order_book, book_persons, remap, settings.timezone)
+    net = order_book["net_revenue"].astype(float).to_numpy()
+    kept = non_refunded(order_book)
+    amounts = refund_ledger["amount"].astype(float).to_numpy()
+    rows = []
+    for window, days in LTV_WINDOWS.items():
+        first = window_start(day, days)
+        placed = placed_in(order_book, first, day)
+        orders = pd.DataFrame({"person_id": book_persons[placed], "revenue": net[placed],
+                               "orders": kept[placed].astype(np.int64)}).dropna(subset=["person_id"])
+        per_person = orders.groupby("person_id").sum()
+        per_person = per_person.loc[per_person["orders"] > 0]
+        dated = dated_in(refund_ledger, first, day)
+        refunds = pd.Series(amounts[dated], index=ledger_persons[dated]).groupby(level=0).sum()
+        value = per_person["revenue"] - refunds.reindex(per_person.index).fillna(0.0)
+        frequency = pd.cut(per_person["orders"], FREQUENCY_EDGES, labels=FREQUENCY_BUCKETS).astype("string")
+        tenure_days = _day_number(day) - first_day.reindex(per_person.index)
+        tenure = pd.cut(tenure_days, TENURE_EDGES, labels=TENURE_BUCKETS).astype("string")
+        rows.append(quotient(float(value.sum()), float(len(value)), "currency", window=window))
+        for dimension, buckets, labels in (("frequency_bucket", FREQUENCY_BUCKETS, frequency),
+                                           ("tenure_bucket", TENURE_BUCKETS, tenure)):
+            for bucket in buckets:
+                members = (labels == bucket).fillna(False).to_numpy(dtype=bool)
+                rows.append(quotient(float(value.to_numpy()[members].sum()), float(members.sum()), "currency",
+                                     window=window, **{dimension: bucket}))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # declarations
 
 BOOK_COLUMNS = ("person_id", "order_day", "net_revenue", "fully_refunded")
@@ -126,4 +187,27 @@ KPIS: tuple[KpiDefinition, ...] = (
                  "denominator": ("order_book.net_revenue", "order_book.gross_revenue", "order_book.order_day")},
         unbounded_metrics=("refund_rate", "discount_to_gross"),
         compute=refund_and_discount, window_days=30),
+    KpiDefinition(
+        name="ltv", family="Monetise", seed="000",
+        description="One row per window (12m = D-364..D, 18m = D-547..D) and per window x frequency_bucket and "
+                    "window x tenure_bucket: revenue net of refunds per customer of the window.",
+        formula="denominator = persons with an order non-refunded at D placed in the window; numerator = over those "
+                "persons, net revenue of their orders placed in the window - refunds dated in the window of any of "
+                "their orders; frequency_bucket by their number of orders non-refunded at D in the window (1, 2-3, "
+                "4-6, 7+), tenure_bucket by the days from the day of their first order (refunded or not) to D "
+                "(0-89, 90-364, 365+)",
+        window="12m (D-364..D), 18m (D-547..D)",
+        population="persons with an order non-refunded at D in the window", unit="currency",
+        exclusions=LEDGER_EXCLUSIONS + "; refunds of persons without an order non-refunded at D in the window",
+        dimensions=(Dimension("window", tuple(LTV_WINDOWS)), Dimension("frequency_bucket", FREQUENCY_BUCKETS),
+                    Dimension("tenure_bucket", TENURE_BUCKETS)),
+        headline={"window": "12m"},
+        inputs=(order_book_input(columns=BOOK_COLUMNS), refund_ledger_input(),
+                KpiInput("first_orders", tuple(FIRST_ORDERS_KEY.path), columns=("person_id", "first_ordered_at"))),
+        lineage={"frequency_bucket": ("order_book.fully_refunded", "order_book.order_day"),
+                 "tenure_bucket": ("first_orders.first_ordered_at", "order_book.order_day"),
+                 "numerator": ("order_book.net_revenue", "order_book.order_day", "refund_ledger.amount",
+                               "refund_ledger.refund_day", "refund_ledger.person_id"),
+                 "denominator": ("order_book.person_id", "order_book.order_day", "order_book.fully_refunded")},
+        compute=ltv, window_days=ORDER_BOOK_DAYS, remap_days=1),  # the states hold persons as of D
 )

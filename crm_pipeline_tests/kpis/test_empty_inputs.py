@@ -135,6 +135,10 @@ EXPECTED: dict[str, list[tuple]] = {
     + [(m, w, 0.0, 0.0, N, "currency") for m in ("aov", "arpu") for w in ("1d", "30d")],
     "refund_and_discount": [(N, 0.0, 0.0, N, "ratio")] + [(m, 0.0, 0.0, N, "ratio") for m in (
         "discount_to_gross", "discounted_order_share", "refund_rate")],
+    # no customer in either window: every window and bucket 0 / 0
+    "ltv": [(N, N, N, 0.0, 0.0, N, "currency")]
+    + [(w, f, t, 0.0, 0.0, N, "currency") for w in ("12m", "18m") for f, t in (
+        (N, N), (N, "0-89"), (N, "365+"), (N, "90-364"), ("1", N), ("2-3", N), ("4-6", N), ("7+", N))],
 }
 
 

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 
 from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
+from crm_pipeline.kpis.aggregates import FIRST_ORDERS_SCHEMA
 from crm_pipeline.kpis.framework import finalise, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.kpis.states import ORDER_BOOK_SCHEMA, REFUND_LEDGER_SCHEMA
-from crm_pipeline.kpis.value import KPIS, aov_arpu, net_of_refunds, refund_and_discount
+from crm_pipeline.kpis.value import KPIS, aov_arpu, ltv, net_of_refunds, refund_and_discount
+from crm_pipeline.settings import Settings
 from crm_pipeline_tests.conftest import records, stored
 
 D = dt.date(2026, 10, 31)
@@ -140,6 +142,86 @@ def test_a_refund_rate_above_one_only_warns():
     bounds = next(r for r in standard_checks(KPI["refund_and_discount"], dg.AssetKey("k"), high)
                   if r.check_name == "ratios_within_bounds")
     assert not bounds.passed and bounds.severity == dg.AssetCheckSeverity.WARN
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ltv: the book above plus orders that reach the bucket and window boundaries
+
+SETTINGS = Settings(landing_root="l", warehouse_root="w", database_url="sqlite://", timezone="UTC",
+                    start_date=day(600))
+LTV_BOOK = pd.concat([BOOK, stored(ORDER_BOOK_SCHEMA, [
+    order("o8", "P7", 90, 20.0),  # P7's first order 90 days before D: tenure 90-364
+    *(order(f"o9{i}", "P8", 89, 15.0) for i in "abcd"),  # P8: 4 orders (4-6) on D-89: tenure 0-89
+    order("o10", "P9", 547, 70.0),  # D-547: the first day of the 18-month window, outside the 12-month one
+    order("o11", "P1", 400, 40.0),  # P1's first order: only in the 18-month window
+])], ignore_index=True)
+# each person's first order: P5's on D-365 is 365 days old (365+); P4's on D-364 (90-364)
+FIRST_ORDERS = stored(FIRST_ORDERS_SCHEMA, [
+    {"person_id": p, "first_order_id": f"f{p}", "first_ordered_at": pd.Timestamp(f"{day(offset)}T15:00", tz="UTC")}
+    for p, offset in (("P1", 400), ("P2", 0), ("P3", 30), ("P4", 364), ("P5", 365), ("P6", 100), ("P7", 90),
+                      ("P8", 89), ("P9", 547))])
+
+
+def test_ltv_by_window_frequency_and_tenure():
+    # 12m (D-364..D): persons with an order non-refunded at D: P1 (o1, o3: 2), P3 (o4: 1), P4 (o5: 1),
+    # P7 (o8: 1), P8 (4); P2 and P6 only have fully refunded orders: out, with their refunds r1 and r3.
+    # Per person: P1 100 + 30 = 130; P3 200 - r2 40 = 160; P4 10 - r4 5 = 5; P7 20; P8 60 -> 375 / 5 = 75.
+    # 18m (D-547..D): + P1's o11 (40) = 170, + P5 (o6) 10, + P9 (o10 on D-547) 70 -> 495 / 7.
+    # Tenure (days from the first order to D): P3 30, P8 89 -> 0-89; P7 90, P4 364 -> 90-364; P1 400,
+    # P5 365, P9 547 -> 365+.
+    frame = table("ltv", ltv(LTV_BOOK, LEDGER, FIRST_ORDERS, NO_CHANGES, D, SETTINGS))
+    assert records(frame) == [
+        (N, N, N, 375.0, 5.0, 75.0, "currency"),
+        ("12m", N, N, 375.0, 5.0, 75.0, "currency"),
+        ("12m", N, "0-89", 220.0, 2.0, 110.0, "currency"),  # P3 160 + P8 60
+        ("12m", N, "365+", 130.0, 1.0, 130.0, "currency"),  # P1
+        ("12m", N, "90-364", 25.0, 2.0, 12.5, "currency"),  # P4 5 + P7 20
+        ("12m", "1", N, 185.0, 3.0, 185.0 / 3.0, "currency"),  # P3, P4, P7
+        ("12m", "2-3", N, 130.0, 1.0, 130.0, "currency"),  # P1
+        ("12m", "4-6", N, 60.0, 1.0, 60.0, "currency"),  # P8
+        ("12m", "7+", N, 0.0, 0.0, N, "currency"),
+        ("18m", N, N, 495.0, 7.0, 495.0 / 7.0, "currency"),
+        ("18m", N, "0-89", 220.0, 2.0, 110.0, "currency"),
+        ("18m", N, "365+", 250.0, 3.0, 250.0 / 3.0, "currency"),  # P1 170 + P5 10 + P9 70
+        ("18m", N, "90-364", 25.0, 2.0, 12.5, "currency"),
+        ("18m", "1", N, 265.0, 5.0, 53.0, "currency"),  # P3 160, P4 5, P5 10, P7 20, P9 70
+        ("18m", "2-3", N, 170.0, 1.0, 170.0, "currency"),  # P1: o1, o3, o11
+        ("18m", "4-6", N, 60.0, 1.0, 60.0, "currency"),
+        ("18m", "7+", N, 0.0, 0.0, N, "currency"),
+    ]
+
+
+def test_ltv_puts_every_person_in_one_bucket_of_each_kind_also_after_a_merge():
+    # P9 merged into P5 after D: one person with o6 (D-365) and o10 (D-547): 2 orders (2-3), 80, first order on
+    # D-547 (365+). 18m: 6 persons, numerator unchanged (495)
+    frame = ltv(LTV_BOOK, LEDGER, FIRST_ORDERS, merge("P5", "P9"), D, SETTINGS)
+    frame = table("ltv", frame)
+    months18 = frame.loc[frame["window"] == "18m"]
+    assert records(months18.loc[months18["frequency_bucket"].isin(["1", "2-3"])]) == [
+        ("18m", "1", N, 185.0, 3.0, 185.0 / 3.0, "currency"),  # P3, P4, P7
+        ("18m", "2-3", N, 250.0, 2.0, 125.0, "currency"),  # P1 170, P5 + P9 80
+    ]
+    for window in ("12m", "18m"):
+        rows = frame.loc[frame["window"] == window]
+        whole = rows.loc[rows["frequency_bucket"].isna() & rows["tenure_bucket"].isna()].iloc[0]
+        for dimension in ("frequency_bucket", "tenure_bucket"):
+            buckets = rows.loc[rows[dimension].notna()]
+            assert buckets["denominator"].sum() == whole["denominator"], (window, dimension)
+            assert buckets["numerator"].sum() == pytest.approx(whole["numerator"]), (window, dimension)
+    assert records(months18.iloc[:1]) == [("18m", N, N, 495.0, 6.0, 82.5, "currency")]
+
+
+def test_ltv_tenure_counts_days_in_the_reporting_timezone():
+    # P8's first order at 03:00 UTC on D-89 is 23:00 on D-90 in New York: tenure 90, no longer 0-89
+    first = FIRST_ORDERS.copy()
+    first.loc[first["person_id"] == "P8", "first_ordered_at"] = pd.Timestamp(f"{day(89)}T03:00", tz="UTC")
+    new_york = Settings(landing_root="l", warehouse_root="w", database_url="sqlite://",
+                        timezone="America/New_York", start_date=day(600))
+    frame = table("ltv", ltv(LTV_BOOK, LEDGER, first, NO_CHANGES, D, new_york))
+    tenure = frame.loc[(frame["window"] == "12m") & frame["tenure_bucket"].notna()]
+    assert records(tenure) == [("12m", N, "0-89", 160.0, 1.0, 160.0, "currency"),  # P3
+                               ("12m", N, "365+", 130.0, 1.0, 130.0, "currency"),
+                               ("12m", N, "90-364", 85.0, 3.0, 85.0 / 3.0, "currency")]  # P4, P7, P8
 
 
 @pytest.mark.parametrize("name", ["aov_arpu", "refund_and_discount"])
