@@ -41,6 +41,7 @@ from crm_pipeline.kpis.states import (
     refund_ledger_asset,
 )
 from crm_pipeline.kpis.value import KPIS as VALUE_KPIS
+from crm_pipeline.kpis.value import email_sends_asset
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
@@ -179,4 +180,5 @@ def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             first_orders_asset(partitions), person_signals_asset(partitions), order_book_asset(partitions),
             refund_ledger_asset(partitions), order_history_asset(partitions),
             category_views_asset(partitions), membership_asset(partitions), clv_assets(partitions),
+            email_sends_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -1,5 +1,6 @@
 """Monetise KPIs, value part (kpis.md "Monetise: value and cost"): aov_arpu, refund_and_discount, ltv and
-revenue_per_recipient, one pure function each.
+revenue_per_recipient, one pure function each, and the daily aggregate `aggregates/email_sends` that
+revenue_per_recipient reads instead of 30 days of raw events.
 
 Orders and their refund status at D come from the order book of D (`aggregates/order_book`, the orders of the last
 548 days), refunds by the day they are dated from the refund ledger of D (`aggregates/refund_ledger`). "Net of
@@ -10,10 +11,13 @@ them through the identity changes logged since (`remap`, kpis.md 2.2).
 
 import datetime as dt
 
+import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from crm_pipeline.kpis.aggregates import FIRST_ORDERS_KEY
+from crm_pipeline.identity.graph import attach_person_id
+from crm_pipeline.kpis.aggregates import FIRST_ORDERS_KEY, _events_by_person_asset
 from crm_pipeline.kpis.customers import active_customers, non_refunded, order_book_input, placed_in
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, quotient
 from crm_pipeline.kpis.persons import PersonRemap
@@ -21,6 +25,8 @@ from crm_pipeline.kpis.states import ORDER_BOOK_DAYS, REFUND_LEDGER_KEY, day_num
 from crm_pipeline.settings import Settings
 
 REFUND_LEDGER = tuple(REFUND_LEDGER_KEY.path)
+JOURNEYS = ("attribution", "journeys")
+JOURNEY_TOUCHES = ("attribution", "journey_touches")
 WINDOWS_1D_30D = {"1d": 1, "30d": 30}
 
 
@@ -144,6 +150,72 @@ def ltv(order_book: pd.DataFrame, refund_ledger: pd.DataFrame, first_orders: pd.
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# revenue_per_recipient, and its daily aggregate of email sends
+
+EMAIL_SENDS_KEY = dg.AssetKey(["aggregates", "email_sends"])
+EMAIL_SENDS_PK = ["campaign_id", "person_id"]
+EMAIL_SENDS_SCHEMA = pa.schema([
+    pa.field("campaign_id", pa.string(), nullable=False),
+    pa.field("person_id", pa.string(), nullable=False),  # as of day D (remapped through later changes by KPIs)
+    pa.field("first_sent_at", pa.timestamp("us", tz="UTC"), nullable=False),  # the person's first send that day
+    pa.field("count_sends", pa.int64(), nullable=False),
+])
+FOLLOW_UP = pd.Timedelta(days=30)  # orders within 30 d after the first send count
+
+
+def daily_email_sends(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
+    """The day's email_send events with a campaign_id, per campaign and person: the first send and the sends."""
+    sends = events.loc[((events["event_type"] == "email_send") & events["campaign_id"].notna()).to_numpy()]
+    frame = pd.DataFrame({"campaign_id": sends["campaign_id"].astype("string").to_numpy(),
+                          "person_id": attach_person_id(sends, identity_map).to_numpy(),
+                          "sent_at": pd.to_datetime(sends["occurred_at"], utc=True).to_numpy()})
+    out = frame.dropna(subset=["person_id"]).groupby(EMAIL_SENDS_PK).agg(
+        first_sent_at=("sent_at", "min"), count_sends=("sent_at", "size")).reset_index()
+    return out.sort_values(EMAIL_SENDS_PK, ignore_index=True)[list(EMAIL_SENDS_SCHEMA.names)]
+
+
+def email_sends_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    return _events_by_person_asset(
+        partitions, key=EMAIL_SENDS_KEY, schema=EMAIL_SENDS_SCHEMA, pk=EMAIL_SENDS_PK,
+        description="One row per email campaign (campaign_id) and person with an email_send of the campaign on day "
+                    "D: the first send's instant and the number of sends, persons as of D (sends without a "
+                    "campaign_id are left out). The compact input of revenue_per_recipient.",
+        event_columns=["event_type", "occurred_at", "campaign_id"], compute=daily_email_sends,
+        summary=lambda frame: {"campaigns": int(frame["campaign_id"].nunique()), "recipients": len(frame),
+                               "sends": int(frame["count_sends"].sum())})
+
+
+def revenue_per_recipient(email_sends: pd.DataFrame, journeys: pd.DataFrame, journey_touches: pd.DataFrame,
+                          remap: PersonRemap) -> list[dict]:
+    """Email campaigns with a send in D-29..D: the net revenue (refunds not deducted) of their recipients' orders
+    placed within 30 d after the recipient's first send of the campaign in the window whose journey's last touch
+    carries the campaign, per recipient; the total pools (campaign, person) pairs. Every order of the window's
+    journeys is placed by the end of D, and none before the window's first day can follow a send in it."""
+    sends = pd.DataFrame({"campaign_id": email_sends["campaign_id"].astype("string").to_numpy(),
+                          "person_id": remap(email_sends["person_id"]).to_numpy(),
+                          "first_sent_at": pd.to_datetime(email_sends["first_sent_at"], utc=True).to_numpy()})
+    pairs = sends.dropna(subset=["person_id"]).groupby(EMAIL_SENDS_PK, as_index=False)["first_sent_at"].min()
+    last = journey_touches.loc[(journey_touches["touch_rank"] == journey_touches["touch_count"]).to_numpy()
+                               & journey_touches["campaign_id"].notna().to_numpy()]
+    orders = pd.DataFrame({"order_id": journeys["order_id"].astype("string").to_numpy(),
+                           "person_id": remap(journeys["person_id"]).to_numpy(),
+                           "ordered_at": pd.to_datetime(journeys["ordered_at"], utc=True).to_numpy(),
+                           "net_revenue": journeys["net_revenue"].astype(float).to_numpy()})
+    orders = orders.merge(pd.DataFrame({"order_id": last["order_id"].astype("string").to_numpy(),
+                                        "campaign_id": last["campaign_id"].astype("string").to_numpy()}),
+                          on="order_id").dropna(subset=["person_id"])
+    matched = pairs.merge(orders, on=EMAIL_SENDS_PK)
+    elapsed = matched["ordered_at"] - matched["first_sent_at"]
+    matched = matched.loc[((elapsed > pd.Timedelta(0)) & (elapsed <= FOLLOW_UP)).to_numpy()]
+    revenue = matched.groupby("campaign_id")["net_revenue"].sum()
+    recipients = pairs.groupby("campaign_id").size()
+    rows = [quotient(float(revenue.sum()), float(len(pairs)), "currency")]
+    rows += [quotient(float(revenue.get(campaign, 0.0)), float(n), "currency", campaign_id=campaign)
+             for campaign, n in recipients.items()]
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # declarations
 
 BOOK_COLUMNS = ("person_id", "order_day", "net_revenue", "fully_refunded")
@@ -210,4 +282,29 @@ KPIS: tuple[KpiDefinition, ...] = (
                                "refund_ledger.refund_day", "refund_ledger.person_id"),
                  "denominator": ("order_book.person_id", "order_book.order_day", "order_book.fully_refunded")},
         compute=ltv, window_days=ORDER_BOOK_DAYS, remap_days=1),  # the states hold persons as of D
+    KpiDefinition(
+        name="revenue_per_recipient", family="Monetise", seed="002",
+        description="One row per email campaign (campaign_id) with an email_send in D-29..D: the revenue of the "
+                    "orders its recipients placed after it, credited to it by their journey's last touch, per "
+                    "recipient; the total pools every (campaign, recipient) pair.",
+        formula="numerator = net revenue (refunds not deducted) of the recipients' orders placed within 30 d after "
+                "their first send of the campaign in the window (first send < ordered_at <= first send + 30 d, up "
+                "to the end of D) whose journey's last touch (kpis.md 2.7) carries the campaign_id; denominator = "
+                "recipients (persons with an email_send of the campaign in the window)",
+        window="30d (sends in D-29..D; journeys look back 30 d)",
+        population="(campaign, person) pairs with an email_send of the campaign in D-29..D", unit="currency",
+        exclusions="email_send events without a campaign_id; orders whose journey's last touch carries another or no "
+                   "campaign",
+        dimensions=(Dimension("campaign_id"),), headline={},
+        inputs=(KpiInput("email_sends", tuple(EMAIL_SENDS_KEY.path), window_days=30),
+                KpiInput("journeys", JOURNEYS, window_days=30,
+                         columns=("order_id", "person_id", "ordered_at", "net_revenue")),
+                KpiInput("journey_touches", JOURNEY_TOUCHES, window_days=30,
+                         columns=("order_id", "touch_rank", "touch_count", "campaign_id"))),
+        lineage={"campaign_id": ("email_sends.campaign_id",),
+                 "numerator": ("journeys.net_revenue", "journeys.ordered_at", "journeys.person_id",
+                               "journey_touches.campaign_id", "journey_touches.touch_rank",
+                               "email_sends.first_sent_at"),
+                 "denominator": ("email_sends.campaign_id", "email_sends.person_id")},
+        compute=revenue_per_recipient, window_days=60, remap_days=30),  # sends hold persons as of their day
 )

@@ -8,12 +8,23 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
+from crm_pipeline.attribution.journeys import JOURNEY_TOUCHES_SCHEMA, JOURNEYS_SCHEMA
+from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCHEMA
+from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.kpis.aggregates import FIRST_ORDERS_SCHEMA
 from crm_pipeline.kpis.framework import finalise, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.kpis.states import ORDER_BOOK_SCHEMA, REFUND_LEDGER_SCHEMA
-from crm_pipeline.kpis.value import KPIS, aov_arpu, ltv, net_of_refunds, refund_and_discount
+from crm_pipeline.kpis.value import (
+    EMAIL_SENDS_SCHEMA,
+    KPIS,
+    aov_arpu,
+    daily_email_sends,
+    ltv,
+    net_of_refunds,
+    refund_and_discount,
+    revenue_per_recipient,
+)
 from crm_pipeline.settings import Settings
 from crm_pipeline_tests.conftest import records, stored
 
@@ -222,6 +233,94 @@ def test_ltv_tenure_counts_days_in_the_reporting_timezone():
     assert records(tenure) == [("12m", N, "0-89", 160.0, 1.0, 160.0, "currency"),  # P3
                                ("12m", N, "365+", 130.0, 1.0, 130.0, "currency"),
                                ("12m", N, "90-364", 85.0, 3.0, 85.0 / 3.0, "currency")]  # P4, P7, P8
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# revenue_per_recipient
+
+
+def at(offset: int, hour: str) -> pd.Timestamp:
+    return pd.Timestamp(f"{day(offset)}T{hour}", tz="UTC")
+
+
+def sends(rows: list[tuple[str, str, int, str]]) -> pd.DataFrame:
+    """(campaign, person, days before D, hh:mm of the first send that day) as the 30-day window input."""
+    return stored(EMAIL_SENDS_SCHEMA, [{"campaign_id": c, "person_id": p, "first_sent_at": at(o, h), "count_sends": 1,
+                                        "date": str(day(o))} for c, p, o, h in rows], window=True)
+
+
+def journeys(rows: list[tuple[str, str, int, str, float, tuple[str | None, ...]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(order, person, days before D, hh:mm, net revenue, campaign of each journey touch in order): the journeys and
+    journey touches of the 30-day window."""
+    orders = stored(JOURNEYS_SCHEMA, [
+        {"order_id": o, "person_id": p, "ordered_at": at(d, h), "net_revenue": net, "count_touches": len(t),
+         "count_channels": min(len(t), 1), "date": str(day(d))} for o, p, d, h, net, t in rows], window=True)
+    touches = stored(JOURNEY_TOUCHES_SCHEMA, [
+        {"order_id": o, "touch_rank": rank, "touch_count": len(t), "touch_at": at(d + 1, "12:00"),
+         "order_at": at(d, h), "channel": "email", "campaign_id": campaign, "event_id": f"{o}-{rank}",
+         "date": str(day(d))} for o, p, d, h, net, t in rows for rank, campaign in enumerate(t, start=1)], window=True)
+    return orders, touches
+
+
+SENDS = sends([
+    ("c1", "P1", 10, "09:00"), ("c1", "P1", 5, "08:00"),  # P1's first send of c1 in the window: D-10
+    ("c1", "P2", 29, "08:00"),  # the window's first day
+    ("c1", "P3", 3, "10:00"),  # P3's only order's last touch carries no campaign
+    ("c2", "P4", 1, "10:00"),  # c2's only recipient never ordered
+    ("c3", "P1", 20, "10:00"),
+])
+JOURNEYS, TOUCHES = journeys([
+    ("j1", "P1", 5, "12:00", 100.0, ("c3", "c1")),  # after the first send of c1, last touch c1: c1
+    ("j2", "P1", 12, "12:00", 40.0, ("c1",)),  # before P1's first send of c1: no credit
+    ("j3", "P2", 29, "07:00", 30.0, ("c1",)),  # an hour before P2's send on the same day: no credit
+    ("j4", "P2", 29, "09:00", 25.0, ("c1",)),  # an hour after it: c1
+    ("j5", "P1", 2, "12:00", 60.0, ("c1", "c3")),  # last touch c3: c3, not c1
+    ("j6", "P5", 4, "12:00", 80.0, ("c1",)),  # P5 received no send: nobody's
+    ("j7", "P3", 1, "12:00", 50.0, ("c1", None)),  # last touch without a campaign: nobody's
+    ("j8", "P4", 1, "12:00", 70.0, ()),  # no touches
+])
+
+
+def test_revenue_per_recipient_credits_the_last_touch_campaign_after_the_first_send():
+    frame = table("revenue_per_recipient", revenue_per_recipient(SENDS, JOURNEYS, TOUCHES, NO_CHANGES))
+    assert records(frame) == [
+        # pooled over the 5 (campaign, person) pairs: 100 + 25 + 60 = 185
+        (N, 185.0, 5.0, 37.0, "currency"),
+        ("c1", 125.0, 3.0, 125.0 / 3.0, "currency"),  # j1 100 + j4 25 over P1, P2, P3
+        ("c2", 0.0, 1.0, 0.0, "currency"),  # a campaign whose recipient never ordered
+        ("c3", 60.0, 1.0, 60.0, "currency"),  # j5
+    ]
+
+
+def test_revenue_per_recipient_follows_persons_merged_later():
+    # P6 got c2; P7 ordered with c2 as last touch; P7 merged into P6 after D: one recipient who ordered
+    extra_sends = pd.concat([SENDS, sends([("c2", "P6", 1, "09:00")])], ignore_index=True)
+    orders, touches = journeys([("j9", "P7", 0, "10:00", 20.0, ("c2",))])
+    orders, touches = (pd.concat([JOURNEYS, orders], ignore_index=True),
+                       pd.concat([TOUCHES, touches], ignore_index=True))
+    unmerged = table("revenue_per_recipient", revenue_per_recipient(extra_sends, orders, touches, NO_CHANGES))
+    assert records(unmerged.loc[unmerged["campaign_id"] == "c2"]) == [("c2", 0.0, 2.0, 0.0, "currency")]
+    merged = table("revenue_per_recipient", revenue_per_recipient(extra_sends, orders, touches, merge("P6", "P7")))
+    assert records(merged.iloc[:1]) == [(N, 205.0, 6.0, 205.0 / 6.0, "currency")]
+    assert records(merged.loc[merged["campaign_id"] == "c2"]) == [("c2", 20.0, 2.0, 10.0, "currency")]
+
+
+def test_daily_email_sends_keeps_the_first_send_per_campaign_and_person():
+    events = stored(CLEAN_SCHEMAS["events"], [
+        {"event_id": "e1", "occurred_at": at(0, "10:00"), "event_type": "email_send", "campaign_id": "c1",
+         "customer_id": "C1"},
+        {"event_id": "e2", "occurred_at": at(0, "08:00"), "event_type": "email_send", "campaign_id": "c1",
+         "customer_id": "C1"},
+        {"event_id": "e3", "occurred_at": at(0, "09:00"), "event_type": "email_send", "campaign_id": None,
+         "customer_id": "C1"},  # no campaign: left out
+        {"event_id": "e4", "occurred_at": at(0, "09:00"), "event_type": "email_open", "campaign_id": "c1",
+         "customer_id": "C1"},  # not a send
+        {"event_id": "e5", "occurred_at": at(0, "11:00"), "event_type": "email_send", "campaign_id": "c2",
+         "customer_id": "C9"},  # no person: left out
+    ])
+    identity_map = stored(IDENTITY_MAP_SCHEMA, [
+        {"identifier_type": "customer_id", "identifier": "C1", "person_id": "P1", "is_refused": False}])
+    assert records(daily_email_sends(events, identity_map)) == [("c1", "P1", at(0, "08:00"), 2)]
 
 
 @pytest.mark.parametrize("name", ["aov_arpu", "refund_and_discount"])
