@@ -205,7 +205,8 @@ def revenue_per_recipient(email_sends: pd.DataFrame, journeys: pd.DataFrame, jou
                                         "campaign_id": last["campaign_id"].astype("string").to_numpy()}),
                           on="order_id").dropna(subset=["person_id"])
     matched = pairs.merge(orders, on=EMAIL_SENDS_PK)
-    elapsed = matched["ordered_at"] - matched["first_sent_at"]
+    # parsed again: a window without sends or orders gives untyped (object) columns
+    elapsed = pd.to_datetime(matched["ordered_at"], utc=True) - pd.to_datetime(matched["first_sent_at"], utc=True)
     matched = matched.loc[((elapsed > pd.Timedelta(0)) & (elapsed <= FOLLOW_UP)).to_numpy()]
     revenue = matched.groupby("campaign_id")["net_revenue"].sum()
     recipients = pairs.groupby("campaign_id").size()

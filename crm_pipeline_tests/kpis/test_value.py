@@ -292,6 +292,14 @@ def test_revenue_per_recipient_credits_the_last_touch_campaign_after_the_first_s
     ]
 
 
+def test_revenue_per_recipient_in_a_window_without_orders():
+    # sends but no order in 30 days (empty journeys): every campaign 0 per recipient, pooled 0 / 5
+    frame = table("revenue_per_recipient", revenue_per_recipient(SENDS, JOURNEYS.iloc[:0], TOUCHES.iloc[:0],
+                                                                 NO_CHANGES))
+    assert records(frame) == [(N, 0.0, 5.0, 0.0, "currency"), ("c1", 0.0, 3.0, 0.0, "currency"),
+                              ("c2", 0.0, 1.0, 0.0, "currency"), ("c3", 0.0, 1.0, 0.0, "currency")]
+
+
 def test_revenue_per_recipient_follows_persons_merged_later():
     # P6 got c2; P7 ordered with c2 as last touch; P7 merged into P6 after D: one recipient who ordered
     extra_sends = pd.concat([SENDS, sends([("c2", "P6", 1, "09:00")])], ignore_index=True)
