@@ -168,7 +168,7 @@ def daily_email_sends(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.Da
     sends = events.loc[((events["event_type"] == "email_send") & events["campaign_id"].notna()).to_numpy()]
     frame = pd.DataFrame({"campaign_id": sends["campaign_id"].astype("string").to_numpy(),
                           "person_id": attach_person_id(sends, identity_map).to_numpy(),
-                          "sent_at": pd.to_datetime(sends["occurred_at"], utc=True).to_numpy()})
+                          "sent_at": pd.to_datetime(sends["occurred_at"], utc=True).array})
     out = frame.dropna(subset=["person_id"]).groupby(EMAIL_SENDS_PK).agg(
         first_sent_at=("sent_at", "min"), count_sends=("sent_at", "size")).reset_index()
     return out.sort_values(EMAIL_SENDS_PK, ignore_index=True)[list(EMAIL_SENDS_SCHEMA.names)]
@@ -193,13 +193,13 @@ def revenue_per_recipient(email_sends: pd.DataFrame, journeys: pd.DataFrame, jou
     journeys is placed by the end of D, and none before the window's first day can follow a send in it."""
     sends = pd.DataFrame({"campaign_id": email_sends["campaign_id"].astype("string").to_numpy(),
                           "person_id": remap(email_sends["person_id"]).to_numpy(),
-                          "first_sent_at": pd.to_datetime(email_sends["first_sent_at"], utc=True).to_numpy()})
+                          "first_sent_at": pd.to_datetime(email_sends["first_sent_at"], utc=True).array})
     pairs = sends.dropna(subset=["person_id"]).groupby(EMAIL_SENDS_PK, as_index=False)["first_sent_at"].min()
     last = journey_touches.loc[(journey_touches["touch_rank"] == journey_touches["touch_count"]).to_numpy()
                                & journey_touches["campaign_id"].notna().to_numpy()]
     orders = pd.DataFrame({"order_id": journeys["order_id"].astype("string").to_numpy(),
                            "person_id": remap(journeys["person_id"]).to_numpy(),
-                           "ordered_at": pd.to_datetime(journeys["ordered_at"], utc=True).to_numpy(),
+                           "ordered_at": pd.to_datetime(journeys["ordered_at"], utc=True).array,
                            "net_revenue": journeys["net_revenue"].astype(float).to_numpy()})
     orders = orders.merge(pd.DataFrame({"order_id": last["order_id"].astype("string").to_numpy(),
                                         "campaign_id": last["campaign_id"].astype("string").to_numpy()}),
