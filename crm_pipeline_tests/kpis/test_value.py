@@ -202,6 +202,20 @@ def test_ltv_by_window_frequency_and_tenure():
     ]
 
 
+def test_ltv_a_fully_refunded_order_of_a_customer_cancels_out_and_is_not_counted():
+    # P3 also bought o12 (25) on D-10, fully refunded on D-8 (r5 25): its revenue and refund cancel (P3 stays at
+    # 200 - 40 = 160) and it is no order non-refunded at D (P3 stays in frequency bucket 1)
+    book = pd.concat([LTV_BOOK, stored(ORDER_BOOK_SCHEMA, [order("o12", "P3", 10, 25.0, fully_refunded=True)])],
+                     ignore_index=True)
+    ledger = pd.concat([LEDGER, stored(REFUND_LEDGER_SCHEMA, [refund("r5", "o12", "P3", 8, 10, 25.0)])],
+                       ignore_index=True)
+    frame = table("ltv", ltv(book, ledger, FIRST_ORDERS, NO_CHANGES, D, SETTINGS))
+    months12 = frame.loc[(frame["window"] == "12m") & frame["tenure_bucket"].isna()]
+    assert records(months12.iloc[:2]) == [("12m", N, N, 375.0, 5.0, 75.0, "currency"),
+                                          ("12m", "1", N, 185.0, 3.0, 185.0 / 3.0, "currency")]  # P3, P4, P7
+    assert records(frame) == records(table("ltv", ltv(LTV_BOOK, LEDGER, FIRST_ORDERS, NO_CHANGES, D, SETTINGS)))
+
+
 def test_ltv_puts_every_person_in_one_bucket_of_each_kind_also_after_a_merge():
     # P9 merged into P5 after D: one person with o6 (D-365) and o10 (D-547): 2 orders (2-3), 80, first order on
     # D-547 (365+). 18m: 6 persons, numerator unchanged (495)
