@@ -345,8 +345,13 @@ def test_daily_email_sends_keeps_the_first_send_per_campaign_and_person():
     assert records(daily_email_sends(events, identity_map)) == [("c1", "P1", at(0, "08:00"), 2)]
 
 
-@pytest.mark.parametrize("name", ["aov_arpu", "refund_and_discount"])
-def test_declarations_name_their_headline_and_window(name: str):
+@pytest.mark.parametrize("name, seed, window_days", [
+    ("aov_arpu", "002", 365),  # active customers at D look back 365 days
+    ("refund_and_discount", "002", 30),
+    ("ltv", "000", 548),
+    ("revenue_per_recipient", "002", 60),  # sends of D-29..D, their orders' journeys look back 30 days more
+])
+def test_declarations_name_their_seed_and_how_far_back_they_read(name: str, seed: str, window_days: int):
     kpi = KPI[name]
-    assert kpi.family == "Monetise" and kpi.seed == "002"
-    assert kpi.window_days == {"aov_arpu": 365, "refund_and_discount": 30}[name]
+    assert (kpi.family, kpi.seed, kpi.window_days) == ("Monetise", seed, window_days)
+    assert kpi.description.startswith("One row per")
