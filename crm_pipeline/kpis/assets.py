@@ -42,13 +42,15 @@ from crm_pipeline.kpis.states import (
     person_signals_asset,
     refund_ledger_asset,
 )
+from crm_pipeline.kpis.value import KPIS as VALUE_KPIS
+from crm_pipeline.kpis.value import email_sends_asset
 from crm_pipeline.metadata import arrow_table, column_schema, partition_day
 from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
 ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS, *SALES_KPIS,
-                                      *SERVICE_KPIS, *CLV_KPIS, *LOYALTY_KPIS)
+                                      *SERVICE_KPIS, *CLV_KPIS, *LOYALTY_KPIS, *VALUE_KPIS)
 IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
@@ -181,4 +183,5 @@ def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             refund_ledger_asset(partitions), order_history_asset(partitions),
             category_views_asset(partitions), membership_asset(partitions), clv_assets(partitions),
             customer_rfm_asset(partitions),
+            email_sends_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -13,12 +13,12 @@ import pytest
 
 from crm_pipeline import checks
 from crm_pipeline.attribution.credits import ORDER_ATTRIBUTION_SCHEMA
-from crm_pipeline.attribution.journeys import JOURNEYS_SCHEMA
+from crm_pipeline.attribution.journeys import JOURNEY_TOUCHES_SCHEMA, JOURNEYS_SCHEMA
 from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCHEMA
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
-from crm_pipeline.kpis import aggregates, audiences, clv, loyalty, states
+from crm_pipeline.kpis import aggregates, audiences, clv, loyalty, states, value
 from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
@@ -54,6 +54,9 @@ SCHEMAS = {
     ("clv_predictions",): clv.CLV_PREDICTIONS_SCHEMA,
     ("clv_model",): clv.CLV_MODEL_SCHEMA,
     ("aggregates", "order_book"): states.ORDER_BOOK_SCHEMA,
+    ("aggregates", "refund_ledger"): states.REFUND_LEDGER_SCHEMA,
+    ("aggregates", "email_sends"): value.EMAIL_SENDS_SCHEMA,
+    ("attribution", "journey_touches"): JOURNEY_TOUCHES_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -139,6 +142,17 @@ EXPECTED: dict[str, list[tuple]] = {
     "registrant_retention": [(N, N, 0.0, 0.0, N, "ratio")]
     + [(m, w, 0.0, 0.0, N, "count" if m == "avg_engagements" else "ratio")
        for m in ("avg_engagements", "retention_rate") for w in ("180d", "30d", "90d")],
+    # no order, no refund, no active customer: every quotient 0 / 0
+    "aov_arpu": [(N, N, 0.0, 0.0, N, "currency")]
+    + [(m, w, 0.0, 0.0, N, "currency") for m in ("aov", "arpu") for w in ("1d", "30d")],
+    "refund_and_discount": [(N, 0.0, 0.0, N, "ratio")] + [(m, 0.0, 0.0, N, "ratio") for m in (
+        "discount_to_gross", "discounted_order_share", "refund_rate")],
+    # no customer in either window: every window and bucket 0 / 0
+    "ltv": [(N, N, N, 0.0, 0.0, N, "currency")]
+    + [(w, f, t, 0.0, 0.0, N, "currency") for w in ("12m", "18m") for f, t in (
+        (N, N), (N, "0-89"), (N, "365+"), (N, "90-364"), ("1", N), ("2-3", N), ("4-6", N), ("7+", N))],
+    # no campaign sent: only the pooled total, 0 / 0
+    "revenue_per_recipient": [(N, 0.0, 0.0, N, "currency")],
 }
 
 
@@ -224,6 +238,8 @@ BUILDERS = {
     "refund_ledger": (lambda: states.update_refund_ledger(None, REFUNDS, stored(states.ORDER_BOOK_SCHEMA), MERGES,
                                                           SETTINGS.timezone, OLDEST),
                       states.REFUND_LEDGER_SCHEMA, ["refund_id"]),
+    "email_sends": (lambda: value.daily_email_sends(EVENTS, IDENTITY_MAP), value.EMAIL_SENDS_SCHEMA,
+                    value.EMAIL_SENDS_PK),
     "audience_membership": (lambda: _membership(None, stored(states.PERSON_SIGNALS_SCHEMA),
                                                 stored(states.ORDER_BOOK_SCHEMA)),
                             audiences.MEMBERSHIP_SCHEMA, audiences.MEMBERSHIP_PK),
