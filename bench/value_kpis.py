@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -64,6 +65,8 @@ MODELS = ("first_touch", "last_non_direct", "last_touch", "linear", "markov", "p
 
 def _ids(prefix: str, n: int) -> pa.Array:
     """prefix + a zero-padded number, n of them, built in Arrow (no loop over rows)."""
+    if n == 0:  # numpy's string functions reduce over the lengths: not on an empty array
+        return pa.array([], pa.string())
     return pa.array(np.char.add(prefix, np.char.zfill(np.arange(n).astype(str), 9)))
 
 
@@ -335,7 +338,8 @@ def _touches_day(w: World, day: dt.date) -> tuple[dict[str, object], int]:
     touch_day = touch_at.astype("datetime64[s]").astype("datetime64[D]")
     weekday = (touch_day.astype(np.int64) + 3) % 7  # 0 = Monday
     campaign_day = touch_day - np.maximum(weekday - 4, 0).astype("timedelta64[D]")
-    campaign = np.char.add(np.char.add("cmp-", np.char.replace(campaign_day.astype(str), "-", "")), "-email")
+    campaign = np.char.add(np.char.add("cmp-", np.char.replace(campaign_day.astype(str), "-", "")), "-email") \
+        if len(order) else np.array([], dtype=str)
     return {"order_id": w.order_ids.take(pa.array(order, pa.int64())), "touch_rank": rank, "touch_count": count,
             "touch_at": _utc(touch_at), "order_at": _utc(w.o_at[order]), "channel": pa.array(channel),
             "campaign_id": pa.array(np.where(channel == "email", campaign.astype(object), None)),
@@ -415,17 +419,20 @@ def clv_model(w: World, first: dt.date, last: dt.date) -> tuple[pa.Table, None]:
 
 
 def subscription_terms(w: World, first: dt.date, last: dt.date) -> tuple[pa.Table, None]:
-    """Monthly terms of 8% of the customers, from their registration up to a month past `last`."""
+    """Monthly terms of 8% of the customers from their registration, until they cancel (8% a term, the last
+    term `cancelled`) or up to the term running at `last`."""
     rng = np.random.default_rng(w.seed + 3)
     subs = np.flatnonzero((rng.random(len(w.c_person)) < SUBSCRIBER_SHARE) & (w.c_created < w.end_of(last)))
-    months = (w.end_of(last) - w.c_created[subs]) // (30 * DAY_S) + 1
+    upto = (w.end_of(last) - w.c_created[subs]) // (30 * DAY_S) + 1
+    months = np.minimum(upto, rng.geometric(0.08, len(subs)))  # 8% cancel at the end of a term
     sub = np.repeat(subs, months)
     number = np.arange(len(sub)) - np.repeat(np.cumsum(months) - months, months)
     start = w.c_created[sub] + number * 30 * DAY_S
-    ended = rng.random(len(sub)) < 0.03
+    ended = np.repeat(months < upto, months) & (number == np.repeat(months - 1, months))
     plan = np.asarray(("basic", "plus", "pro"), dtype=object)[sub % 3]
     return _table(_schema("crm_pipeline.ingestion.crm:CRM_SCHEMAS[subscription_terms]"), {
-        "term_id": _ids("T", len(sub)), "subscription_id": pa.array(np.char.add("S", sub.astype(str))),
+        "term_id": _ids("T", len(sub)), "subscription_id": pc.binary_join_element_wise(
+            "S", pa.array(sub, pa.int64()).cast(pa.string()), ""),
         "customer_id": w.customer_ids.take(pa.array(sub, pa.int64())), "plan": pa.array(plan),
         "amount": np.choose(sub % 3, [9.0, 19.0, 39.0]), "term_start": _utc(start),
         "term_end": _utc(start + 30 * DAY_S), "status": pa.array(np.where(ended, "cancelled", "active")
