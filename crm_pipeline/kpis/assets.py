@@ -32,6 +32,8 @@ from crm_pipeline.kpis.framework import (
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
+from crm_pipeline.kpis.retention import KPIS as RETENTION_KPIS
+from crm_pipeline.kpis.retention import customer_status_asset
 from crm_pipeline.kpis.sales import KPIS as SALES_KPIS
 from crm_pipeline.kpis.service import KPIS as SERVICE_KPIS
 from crm_pipeline.kpis.states import (
@@ -46,7 +48,7 @@ from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
 ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS, *SALES_KPIS,
-                                      *SERVICE_KPIS, *CLV_KPIS)
+                                      *SERVICE_KPIS, *CLV_KPIS, *RETENTION_KPIS)
 IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
@@ -178,4 +180,5 @@ def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             first_orders_asset(partitions), person_signals_asset(partitions), order_book_asset(partitions),
             refund_ledger_asset(partitions), order_history_asset(partitions),
             category_views_asset(partitions), membership_asset(partitions), clv_assets(partitions),
+            customer_status_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -18,7 +18,7 @@ from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCH
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
-from crm_pipeline.kpis import aggregates, audiences, clv, states
+from crm_pipeline.kpis import aggregates, audiences, clv, retention, states
 from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
@@ -53,6 +53,9 @@ SCHEMAS = {
     ("ingest", "crm_support_tickets"): CRM_SCHEMAS["support_tickets"],
     ("clv_predictions",): clv.CLV_PREDICTIONS_SCHEMA,
     ("clv_model",): clv.CLV_MODEL_SCHEMA,
+    ("aggregates", "order_book"): states.ORDER_BOOK_SCHEMA,
+    ("ingest", "crm_subscription_terms"): CRM_SCHEMAS["subscription_terms"],
+    ("aggregates", "customer_status"): retention.CUSTOMER_STATUS_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -128,6 +131,13 @@ EXPECTED: dict[str, list[tuple]] = {
                        ("expected_value_12m", 0.0, 0.0, N, "currency"), ("p_alive", 0.0, 0.0, N, "ratio")],
     "deliverability": [(N, 0.0, 0.0, N, "ratio")] + [(m, 0.0, 0.0, N, "ratio") for m in (
         "bounce_rate", "complaint_rate", "delivery_rate", "unsubscribe_rate")],
+    # retention: no customer at D-30 and no term ending in D-36..D-7: every share over them is 0 / 0
+    "customer_retention_rate": [(N, 0.0, 0.0, N, "percent")] + [(m, 0.0, 0.0, N, "percent") for m in (
+        "cohort_retained", "end_over_start", "standard")],
+    "churn_rate": [(N, 0.0, 0.0, N, "percent")] + [(m, 0.0, 0.0, N, "percent") for m in (
+        "customer", "revenue", "revenue_lost")],
+    "winback_conversion_rate": [(0.0, 0.0, N, "ratio")],
+    "renewal_rate": [(N, 0.0, 0.0, N, "ratio")],
 }
 
 
@@ -216,6 +226,8 @@ BUILDERS = {
     "audience_membership": (lambda: _membership(None, stored(states.PERSON_SIGNALS_SCHEMA),
                                                 stored(states.ORDER_BOOK_SCHEMA)),
                             audiences.MEMBERSHIP_SCHEMA, audiences.MEMBERSHIP_PK),
+    "customer_status": (lambda: retention.customer_status(stored(states.ORDER_BOOK_SCHEMA), D),
+                        retention.CUSTOMER_STATUS_SCHEMA, ["person_id"]),
 }
 
 
