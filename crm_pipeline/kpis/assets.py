@@ -33,7 +33,7 @@ from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
 from crm_pipeline.kpis.retention import KPIS as RETENTION_KPIS
-from crm_pipeline.kpis.retention import customer_status_asset
+from crm_pipeline.kpis.retention import retention_state_assets
 from crm_pipeline.kpis.sales import KPIS as SALES_KPIS
 from crm_pipeline.kpis.service import KPIS as SERVICE_KPIS
 from crm_pipeline.kpis.states import (
@@ -180,5 +180,5 @@ def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             first_orders_asset(partitions), person_signals_asset(partitions), order_book_asset(partitions),
             refund_ledger_asset(partitions), order_history_asset(partitions),
             category_views_asset(partitions), membership_asset(partitions), clv_assets(partitions),
-            customer_status_asset(partitions),
+            *retention_state_assets(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

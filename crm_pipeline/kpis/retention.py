@@ -8,6 +8,8 @@ than the book.) Customers at D come from the order book of D. Both carry their p
 changes since D-30 (`remap`, kpis.md 2.2), so a person merged in between is one customer on both days.
 Subscription terms are CRM rows as of D (kpis.md 2.5): a term counts through its term_start and term_end, and is
 renewed at D when a later term of its subscription has started by the end of D; the status column is never read.
+Dormant persons at D-30 (kpis.md 2.2) come from `aggregates/engagement_recency` of D-30, each person's latest day
+with an engagement.
 """
 
 import datetime as dt
@@ -18,6 +20,10 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_pipeline import checks
+from crm_pipeline.identity.graph import PERSON_LOOKUP_COLUMNS, resolve_person_ids
+from crm_pipeline.ingestion.assets import PREVIOUS_DAY
+from crm_pipeline.kpis.aggregates import PERSON_ENGAGEMENT_KEY
+from crm_pipeline.kpis.count import registrant_persons
 from crm_pipeline.kpis.crm_rows import breakdown, by_end_of, in_days, labels, open_values, window
 from crm_pipeline.kpis.customers import (
     ACTIVE_DAYS,
@@ -55,6 +61,15 @@ AT_D_MINUS_30_DAYS = LOOKBACK_DAYS + ACTIVE_DAYS
 # terms ending in D-36..D-7 with the default 7-day grace
 TERM_WINDOW_DAYS = 30
 TERMS_READ_DAYS = TERM_WINDOW_DAYS + 7
+
+
+ENGAGEMENT_RECENCY = ("aggregates", "engagement_recency")
+ENGAGEMENT_RECENCY_KEY = dg.AssetKey(list(ENGAGEMENT_RECENCY))
+ENGAGEMENT_RECENCY_SCHEMA = pa.schema([
+    pa.field("person_id", pa.string(), nullable=False),  # as of D
+    pa.field("last_engaged_date", pa.date32(), nullable=False),  # the latest day with an engagement, up to D
+])
+DORMANT_DAYS = 90  # dormant at X: engaged on or before X, not in X-89..X
 
 
 def _start(day: dt.date) -> dt.date:
@@ -124,6 +139,53 @@ def customer_status_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
         yield checks.primary_key_is_unique(CUSTOMER_STATUS_KEY, status, ["person_id"])
 
     return customer_status_of_day
+
+
+def update_engagement_recency(previous: pd.DataFrame | None, person_engagement: pd.DataFrame,
+                              merges: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """Each person's latest day with an engagement as of D: yesterday's state with its persons carried through
+    today's merges, and D for the persons of today's engagement aggregate (attached by the identity map of D)."""
+    today = pd.DataFrame({"person_id": person_engagement["person_id"].astype("string").to_numpy(),
+                          "last_engaged_date": np.datetime64(day, "D")})
+    frames = [today]
+    if previous is not None and len(previous):
+        frames.insert(0, pd.DataFrame({
+            "person_id": resolve_person_ids(previous["person_id"].astype("string"), merges).to_numpy(),
+            "last_engaged_date": pd.to_datetime(previous["last_engaged_date"]).to_numpy(dtype="datetime64[D]")}))
+    both = pd.concat(frames, ignore_index=True).dropna(subset=["person_id"])
+    latest = both.groupby("person_id", sort=True)["last_engaged_date"].max().reset_index()
+    latest["last_engaged_date"] = pd.to_datetime(latest["last_engaged_date"]).dt.date.astype(object)
+    return latest[list(ENGAGEMENT_RECENCY_SCHEMA.names)]
+
+
+def engagement_recency_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=ENGAGEMENT_RECENCY_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"},
+        description="One row per person with an engagement (kpis.md 2.2) on or before D: the latest day with "
+                    "one. A state: D = D-1 carried through the merges of D + the persons of person_engagement of D. "
+                    "reengagement_rate reads it as of D-30 (dormant persons).",
+        ins={"person_engagement": dg.AssetIn(key=PERSON_ENGAGEMENT_KEY, metadata={"columns": ["person_id"]}),
+             "identity_merges": dg.AssetIn(key=dg.AssetKey(["identity", "identity_merges"])),
+             "previous": dg.AssetIn(key=ENGAGEMENT_RECENCY_KEY, partition_mapping=PREVIOUS_DAY)},
+        metadata={"dagster/column_schema": column_schema(ENGAGEMENT_RECENCY_SCHEMA), "primary_key": ["person_id"]},
+        check_specs=[checks.schema_spec(ENGAGEMENT_RECENCY_KEY, partitions),
+                     dg.AssetCheckSpec("person_id_is_unique", asset=ENGAGEMENT_RECENCY_KEY, blocking=True,
+                                       partitions_def=partitions)],
+    )
+    def engagement_recency(context: dg.AssetExecutionContext, person_engagement: pd.DataFrame,
+                           identity_merges: pd.DataFrame, previous: pd.DataFrame | None):
+        frame = update_engagement_recency(previous, person_engagement, identity_merges, partition_day(context))
+        yield from checks.written(ENGAGEMENT_RECENCY_KEY, frame, ENGAGEMENT_RECENCY_SCHEMA,
+                                  metadata={"persons": len(frame)})
+        yield checks.primary_key_is_unique(ENGAGEMENT_RECENCY_KEY, frame, ["person_id"])
+
+    return engagement_recency
+
+
+def retention_state_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The states the retention KPIs read as of D-30."""
+    return [customer_status_asset(partitions), engagement_recency_asset(partitions)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -209,6 +271,31 @@ def renewal_rate(crm_subscription_terms: pd.DataFrame, day: dt.date, settings: S
 
 
 STATUS_30 = KpiInput("customer_status_30", CUSTOMER_STATUS, offset_days=LOOKBACK_DAYS)
+def dormant_persons(engagement_recency: pd.DataFrame, registrants: pd.Index, day: dt.date,
+                    remap: PersonRemap) -> pd.Index:
+    """Dormant at `day` (kpis.md 2.2; `engagement_recency`: the state of `day`): registrants at `day` with an
+    engagement on or before it and none in day-89..day. Parts merged since are one person."""
+    latest = pd.Series(pd.to_datetime(engagement_recency["last_engaged_date"]).to_numpy(),
+                       index=remap(engagement_recency["person_id"]).to_numpy())
+    latest = latest[latest.index.notna()].groupby(level=0).max()
+    quiet = (latest <= np.datetime64(day - dt.timedelta(days=DORMANT_DAYS))).to_numpy(dtype=bool)
+    return pd.Index(latest.index[quiet], name="person_id").intersection(registrants)
+
+
+def reengagement_rate(engagement_recency_30: pd.DataFrame, person_engagement: pd.DataFrame,
+                      crm_customers: pd.DataFrame, identity_map: pd.DataFrame, day: dt.date, settings: Settings,
+                      remap: PersonRemap) -> list[dict]:
+    """Persons dormant at D-30 with an engagement in D-29..D / persons dormant at D-30."""
+    x = _start(day)
+    registrants = pd.Index(remap(registrant_persons(crm_customers, identity_map, x, settings.timezone)).unique())
+    dormant = dormant_persons(engagement_recency_30, registrants, x, remap)
+    engaged = person_engagement
+    if "date" in engaged.columns:  # a window input: the days D-29..D (one partition alone comes without)
+        engaged = engaged.loc[(engaged["date"].astype(str) >= (x + dt.timedelta(days=1)).isoformat()).to_numpy()]
+    returned = dormant.intersection(pd.Index(remap(engaged["person_id"]).dropna().unique()))
+    return [quotient(float(len(returned)), float(len(dormant)), "ratio")]
+
+
 ORDER_BOOK = order_book_input("order_book", columns=BOOK_COLUMNS)
 TERMS = KpiInput("crm_subscription_terms", SUBSCRIPTION_TERMS, columns=TERM_COLUMNS)
 PERSONS_NOTE = ("persons as of the newest identity partition: parts merged since D-30 are one customer at D-30 "
@@ -285,4 +372,25 @@ KPIS: tuple[KpiDefinition, ...] = (
                  "numerator": ("crm_subscription_terms.subscription_id", "crm_subscription_terms.term_start"),
                  "denominator": ("crm_subscription_terms.term_id", "crm_subscription_terms.term_end")},
         compute=renewal_rate, window_days=TERMS_READ_DAYS),
+    KpiDefinition(
+        name="reengagement_rate", family="Retention", seed="002",
+        description="One row per day (no dimensions): the share of the persons dormant at D-30 who engaged again "
+                    "in D-29..D.",
+        formula="persons dormant at D-30 (registrants at D-30 with >= 1 engagement on or before D-30 and none in "
+                "D-119..D-30) with >= 1 engagement in D-29..D / persons dormant at D-30",
+        window="30d (D-29..D); dormant at D-30", population="persons dormant at D-30",
+        exclusions="persons as of the newest identity partition: parts merged since D-30 are one person; "
+                   "'engaged on or before D-30' is complete from CRM_START_DATE + 365 d (kpis.md 2.8)",
+        unit="ratio", dimensions=(), headline={},
+        inputs=(KpiInput("engagement_recency_30", ENGAGEMENT_RECENCY, offset_days=LOOKBACK_DAYS),
+                KpiInput("person_engagement", ("aggregates", "person_engagement"), window_days=LOOKBACK_DAYS,
+                         columns=("person_id",)),
+                KpiInput("crm_customers", ("ingest", "crm_customers"), columns=("customer_id", "created_at")),
+                KpiInput("identity_map", ("identity", "identity_map"), columns=PERSON_LOOKUP_COLUMNS)),
+        lineage={"numerator": ("person_engagement.person_id", "engagement_recency_30.person_id",
+                               "engagement_recency_30.last_engaged_date"),
+                 "denominator": ("engagement_recency_30.person_id", "engagement_recency_30.last_engaged_date",
+                                 "crm_customers.customer_id", "crm_customers.created_at")},
+        # "ever engaged" at D-30 is complete once D-30 >= CRM_START_DATE + 365 d
+        compute=reengagement_rate, window_days=LOOKBACK_DAYS + ACTIVE_DAYS + 1, remap_days=LOOKBACK_DAYS + 1),
 )

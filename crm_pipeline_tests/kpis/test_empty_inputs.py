@@ -56,6 +56,7 @@ SCHEMAS = {
     ("aggregates", "order_book"): states.ORDER_BOOK_SCHEMA,
     ("ingest", "crm_subscription_terms"): CRM_SCHEMAS["subscription_terms"],
     ("aggregates", "customer_status"): retention.CUSTOMER_STATUS_SCHEMA,
+    ("aggregates", "engagement_recency"): retention.ENGAGEMENT_RECENCY_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -138,6 +139,7 @@ EXPECTED: dict[str, list[tuple]] = {
         "customer", "revenue", "revenue_lost")],
     "winback_conversion_rate": [(0.0, 0.0, N, "ratio")],
     "renewal_rate": [(N, 0.0, 0.0, N, "ratio")],
+    "reengagement_rate": [(0.0, 0.0, N, "ratio")],
 }
 
 
@@ -228,6 +230,9 @@ BUILDERS = {
                             audiences.MEMBERSHIP_SCHEMA, audiences.MEMBERSHIP_PK),
     "customer_status": (lambda: retention.customer_status(stored(states.ORDER_BOOK_SCHEMA), D),
                         retention.CUSTOMER_STATUS_SCHEMA, ["person_id"]),
+    "engagement_recency": (lambda: retention.update_engagement_recency(
+        None, stored(aggregates.PERSON_ENGAGEMENT_SCHEMA), MERGES, D), retention.ENGAGEMENT_RECENCY_SCHEMA,
+        ["person_id"]),
 }
 
 

@@ -18,7 +18,13 @@ from crm_pipeline.kpis import states
 from crm_pipeline.kpis.assets import build_kpi_assets, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
-from crm_pipeline.kpis.retention import CUSTOMER_STATUS_SCHEMA, KPIS, customer_status
+from crm_pipeline.kpis.retention import (
+    CUSTOMER_STATUS_SCHEMA,
+    ENGAGEMENT_RECENCY_SCHEMA,
+    KPIS,
+    customer_status,
+    update_engagement_recency,
+)
 from crm_pipeline.metadata import arrow_table
 from crm_pipeline.settings import Settings
 from crm_pipeline_tests.conftest import records, stored
@@ -273,3 +279,67 @@ def test_the_definitions_read_the_order_book_at_d_and_the_status_at_d_minus_30()
     assert churn.get_partition_mapping(status_key) == dg.TimeWindowPartitionMapping(start_offset=-30,
                                                                                      end_offset=-30)
     assert states.ORDER_BOOK_KEY in assets[status_key].dependency_keys
+    reengagement = assets[dg.AssetKey(["kpi", "reengagement_rate"])]
+    recency_key = dg.AssetKey(["aggregates", "engagement_recency"])
+    assert reengagement.get_partition_mapping(recency_key) == dg.TimeWindowPartitionMapping(start_offset=-30,
+                                                                                             end_offset=-30)
+    assert assets[recency_key].get_partition_mapping(recency_key) == dg.TimeWindowPartitionMapping(
+        start_offset=-1, end_offset=-1)  # a state: yesterday's partition
+
+
+# dormant at X = 10-31: a registrant at X whose latest engagement on or before X is on or before X-90 = 08-02
+RECENCY_X = pd.DataFrame({
+    "person_id": ["qa", "qb", "qc", "qd", "qf_old", "qg", "qh"],
+    "last_engaged_date": [ago(X, 90), ago(X, 89), ago(X, 290), ago(X, 183), ago(X, 152), ago(X, 100),
+                          ago(X, 120)],
+})
+CUSTOMERS = pd.DataFrame({
+    "customer_id": ["C_a", "C_b", "C_c", "C_d", "C_e", "C_f", "C_g", "C_h"],
+    # C_d registers on D-25, after X; C_h on X at 23:30 (a registrant at X in UTC)
+    "created_at": ts(["2025-05-01T00:00", "2025-05-01T00:00", "2025-05-01T00:00", "2026-11-05T00:00",
+                      "2025-05-01T00:00", "2025-05-01T00:00", "2025-05-01T00:00", "2026-10-31T23:30"]),
+})
+IDENTITY = pd.DataFrame({"identifier_type": ["customer_id"] * 8,
+                         "identifier": ["C_a", "C_b", "C_c", "C_d", "C_e", "C_f", "C_g", "C_h"],
+                         "person_id": ["qa", "qb", "qc", "qd", "qe", "qf", "qg", "qh"], "is_refused": [False] * 8})
+# the person_engagement window D-29..D (persons as of each day); a row of X itself is outside it
+ENGAGED = pd.DataFrame({"person_id": ["qa", "qb", "qd", "qf", "qg", "qe", "qa"],
+                        "date": [f"{ago(D, 3)}", f"{ago(D, 20)}", f"{ago(D, 1)}", f"{ago(D, 29)}", f"{X}",
+                                 f"{D}", f"{D}"]})
+MERGED_Q = remap(("qf", "qf_old"))
+
+
+def test_reengagement_rate_by_hand():
+    t = table("reengagement_rate", changes=MERGED_Q, engagement_recency_30=RECENCY_X, person_engagement=ENGAGED,
+              crm_customers=CUSTOMERS, identity_map=IDENTITY)
+    # dormant at X: qa (last exactly X-90), qc, qf (= qf_old, merged since X), qg, qh (registered late on X) = 5;
+    # not: qb (X-89), qd (registers after X), qe (never engaged)
+    # engaged in D-29..D: qa, qf (on D-29) = 2; qg only on X (outside the window), qc and qh not at all
+    assert list(t.columns) == ["numerator", "denominator", "value", "unit"]
+    assert row(t) == (2.0, 5.0, 0.4, "ratio")
+
+
+def test_reengagement_before_the_merge_counts_the_parts_apart():
+    # without the merge qf_old has no customer record (not a registrant) and qf never engaged before X
+    t = table("reengagement_rate", changes=PersonRemap.none(), engagement_recency_30=RECENCY_X,
+              person_engagement=ENGAGED, crm_customers=CUSTOMERS, identity_map=IDENTITY)
+    assert row(t) == (1.0, 4.0, 0.25, "ratio")
+
+
+def test_reengagement_with_nobody_dormant_is_null():
+    t = table("reengagement_rate", engagement_recency_30=stored(ENGAGEMENT_RECENCY_SCHEMA, window=True),
+              person_engagement=ENGAGED, crm_customers=CUSTOMERS, identity_map=IDENTITY)
+    assert row(t) == (0.0, 0.0, None, "ratio")
+
+
+def test_engagement_recency_carries_yesterday_through_merges():
+    day = dt.date(2026, 11, 2)
+    previous = pd.DataFrame({"person_id": ["p1", "p2", "p3"],
+                             "last_engaged_date": [dt.date(2026, 10, 1), dt.date(2026, 11, 1), dt.date(2026, 6, 1)]})
+    merges = remap(("p2", "p3")).changes  # p3 merged into p2 on D: p2's latest of both stays 11-01
+    today = pd.DataFrame({"person_id": ["p1", "p4", "p1"], "channel": ["email", "web", "sms"]})
+    state = update_engagement_recency(previous, today, merges, day)
+    assert records(state) == [("p1", day), ("p2", dt.date(2026, 11, 1)), ("p4", day)]
+    assert arrow_table(state, ENGAGEMENT_RECENCY_SCHEMA).schema == ENGAGEMENT_RECENCY_SCHEMA
+    first = update_engagement_recency(None, today.iloc[0:0], merges, day)
+    assert arrow_table(first, ENGAGEMENT_RECENCY_SCHEMA).num_rows == 0
