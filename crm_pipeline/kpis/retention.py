@@ -94,9 +94,20 @@ def customer_status(order_book: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     return status[list(CUSTOMER_STATUS_SCHEMA.names)]
 
 
+def state_frame(frame: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
+    """A state read as of D-30 with its columns: before any partition of the state exists (a new deployment)
+    the IO manager hands over a frame with no column but `date`."""
+    if set(schema.names) <= set(frame.columns):
+        return frame
+    if len(frame):
+        raise ValueError(f"a state frame with rows lacks columns {sorted(set(schema.names) - set(frame.columns))}")
+    return schema.empty_table().to_pandas()
+
+
 def status_as_of_now(status: pd.DataFrame, remap: PersonRemap) -> pd.DataFrame:
     """The status with its persons carried through later identity changes: parts merged since are one person
     (the latest of their order days, the sum of their revenue). Indexed by person_id."""
+    status = state_frame(status, CUSTOMER_STATUS_SCHEMA)
     frame = pd.DataFrame({"person_id": remap(status["person_id"]).to_numpy(),
                           "last_order_date": pd.to_datetime(status["last_order_date"]).to_numpy(),
                           "net_revenue_365d": status["net_revenue_365d"].astype(float).to_numpy()})
@@ -275,6 +286,7 @@ def dormant_persons(engagement_recency: pd.DataFrame, registrants: pd.Index, day
                     remap: PersonRemap) -> pd.Index:
     """Dormant at `day` (kpis.md 2.2; `engagement_recency`: the state of `day`): registrants at `day` with an
     engagement on or before it and none in day-89..day. Parts merged since are one person."""
+    engagement_recency = state_frame(engagement_recency, ENGAGEMENT_RECENCY_SCHEMA)
     latest = pd.Series(pd.to_datetime(engagement_recency["last_engaged_date"]).to_numpy(),
                        index=remap(engagement_recency["person_id"]).to_numpy())
     latest = latest[latest.index.notna()].groupby(level=0).max()

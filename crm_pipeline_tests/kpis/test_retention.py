@@ -11,9 +11,12 @@ import datetime as dt
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from crm_pipeline.definitions import build_definitions
 from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
+from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.kpis import states
 from crm_pipeline.kpis.assets import build_kpi_assets, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, standard_checks
@@ -27,7 +30,8 @@ from crm_pipeline.kpis.retention import (
 )
 from crm_pipeline.metadata import arrow_table
 from crm_pipeline.settings import Settings
-from crm_pipeline_tests.conftest import records, stored
+from crm_pipeline.storage import fs as storage
+from crm_pipeline_tests.conftest import records, stored, write_identity_changes
 from crm_pipeline_tests.kpis.crm_helpers import D, row, settings, ts
 
 BY_NAME = {k.name: k for k in KPIS}
@@ -343,3 +347,100 @@ def test_engagement_recency_carries_yesterday_through_merges():
     assert arrow_table(state, ENGAGEMENT_RECENCY_SCHEMA).schema == ENGAGEMENT_RECENCY_SCHEMA
     first = update_engagement_recency(None, today.iloc[0:0], merges, day)
     assert arrow_table(first, ENGAGEMENT_RECENCY_SCHEMA).num_rows == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# through Dagster: the status written for X is read by the KPIs of D as their D-30 input
+
+def _order_book_rows(frame: pd.DataFrame) -> list[dict]:
+    return [{"order_id": r.order_id, "person_id": r.person_id,
+             "ordered_at": dt.datetime.combine(r.order_day, dt.time(12), dt.UTC), "order_day": r.order_day,
+             "currency": "USD", "net_revenue": r.net_revenue, "net_revenue_original": r.net_revenue,
+             "gross_revenue": r.net_revenue, "discount_amount": 0.0, "cost_of_goods": None,
+             "refunded_original": r.net_revenue if r.fully_refunded else 0.0,
+             "refunded": r.net_revenue if r.fully_refunded else 0.0, "count_refunds": int(r.fully_refunded),
+             "fully_refunded": bool(r.fully_refunded), "categories": None} for r in frame.itertuples()]
+
+
+def _write(root: str, key: tuple[str, ...], day: dt.date, table: pa.Table) -> None:
+    fs, path = storage.filesystem(storage.join(root, *key, f"date={day.isoformat()}", "part.parquet"))
+    storage.write_table_atomic(fs, path, table)
+
+
+def test_the_kpis_of_d_read_the_status_of_d_minus_30_through_dagster(tmp_path):
+    config = dataclasses.replace(SETTINGS, landing_root=str(tmp_path / "landing"),
+                                 warehouse_root=str(tmp_path / "warehouse"),
+                                 database_url=f"sqlite:///{tmp_path / 'crm.sqlite'}")
+    root = config.warehouse_root
+    for day, frame in ((X, BOOK_X), (D, BOOK_D)):
+        _write(root, ("aggregates", "order_book"), day,
+               pa.Table.from_pylist(_order_book_rows(frame), schema=states.ORDER_BOOK_SCHEMA))
+    _write(root, ("aggregates", "first_orders"), D, pa.Table.from_pandas(FIRST_ORDERS, preserve_index=False))
+    _write(root, ("ingest", "crm_subscription_terms"), D, pa.Table.from_pandas(
+        TERMS.assign(customer_id="C1", status="active", updated_at=TERMS["term_start"]),
+        schema=CRM_SCHEMAS["subscription_terms"], preserve_index=False))
+    write_identity_changes(config, D, [("merge", "pi", "pi_old")])
+    defs = build_definitions(config)
+    assets = list(defs.assets)
+    status_key = dg.AssetKey(["aggregates", "customer_status"])
+    assert dg.materialize(assets, selection=[status_key], partition_key=X.isoformat(),
+                          resources=defs.resources).success
+    kpis = [dg.AssetKey(["kpi", name]) for name in ("customer_retention_rate", "churn_rate",
+                                                   "winback_conversion_rate", "renewal_rate")]
+    result = dg.materialize(assets, selection=kpis, partition_key=D.isoformat(), resources=defs.resources)
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations()
+               if e.check_name != "ratios_within_bounds")
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_parquet(f"{root}/kpi/{name}/date={D.isoformat()}/part.parquet")
+
+    # the same numbers as the pure functions above
+    assert row(read("customer_retention_rate"), metric="standard") == (6.0, 7.0, round(6 / 7 * 100, 9), "percent")
+    assert row(read("churn_rate"), metric="customer") == (2.0, 7.0, round(2 / 7 * 100, 9), "percent")
+    assert row(read("churn_rate"), metric="revenue_lost") == (150.0, 310.0, round(150 / 310 * 100, 9), "percent")
+    assert row(read("winback_conversion_rate")) == (2.0, 4.0, 0.5, "ratio")
+    assert row(read("renewal_rate"), plan=None) == (2.0, 4.0, 0.5, "ratio")
+    # D-30's status exists, but the year before it precedes CRM_START_DATE (2026-01-01): not a complete window
+    meta = result.asset_materializations_for_node("kpi__churn_rate")[0].metadata
+    assert meta["window_complete"].value is False
+
+
+def test_in_the_first_30_days_the_status_of_d_minus_30_is_empty_through_dagster(tmp_path):
+    start = dt.date(2026, 11, 20)  # D-30 (10-31) precedes CRM_START_DATE: no such partition
+    config = dataclasses.replace(SETTINGS, landing_root=str(tmp_path / "landing"), start_date=start,
+                                 warehouse_root=str(tmp_path / "warehouse"),
+                                 database_url=f"sqlite:///{tmp_path / 'crm.sqlite'}")
+    root = config.warehouse_root
+    _write(root, ("aggregates", "order_book"), D,
+           pa.Table.from_pylist(_order_book_rows(BOOK_D), schema=states.ORDER_BOOK_SCHEMA))
+    _write(root, ("aggregates", "first_orders"), D, pa.Table.from_pandas(FIRST_ORDERS, preserve_index=False))
+    _write(root, ("ingest", "crm_subscription_terms"), D, CRM_SCHEMAS["subscription_terms"].empty_table())
+    defs = build_definitions(config)
+    kpis = [dg.AssetKey(["kpi", name]) for name in ("customer_retention_rate", "churn_rate",
+                                                   "winback_conversion_rate")]
+    result = dg.materialize(list(defs.assets), selection=kpis, partition_key=D.isoformat(),
+                            resources=defs.resources)
+    assert result.success
+    assert [e.check_name for e in result.get_asset_check_evaluations() if not e.passed] == []
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_parquet(f"{root}/kpi/{name}/date={D.isoformat()}/part.parquet")
+
+    # no customer at D-30: E - N = 8 - 2 over S = 0, a null value
+    assert row(read("customer_retention_rate"), metric=None) == (6.0, 0.0, None, "percent")
+    assert row(read("churn_rate"), metric=None) == (0.0, 0.0, None, "percent")
+    assert row(read("winback_conversion_rate")) == (0.0, 0.0, None, "ratio")
+
+
+def test_a_state_with_no_partition_yet_reads_as_an_empty_population():
+    # the IO manager's frame when no partition of the state exists at all: only the `date` column
+    nothing = pd.DataFrame({"date": pd.Series([], dtype="str")})
+    t = table("reengagement_rate", engagement_recency_30=nothing, person_engagement=ENGAGED,
+              crm_customers=CUSTOMERS, identity_map=IDENTITY)
+    assert row(t) == (0.0, 0.0, None, "ratio")
+    w = table("winback_conversion_rate", customer_status_30=nothing, order_book=BOOK_D)
+    assert row(w) == (0.0, 0.0, None, "ratio")
+    with pytest.raises(ValueError, match="lacks columns"):
+        table("winback_conversion_rate", customer_status_30=pd.DataFrame({"date": ["2026-10-31"]}),
+              order_book=BOOK_D)
