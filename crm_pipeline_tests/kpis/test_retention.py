@@ -19,14 +19,18 @@ from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.kpis import states
 from crm_pipeline.kpis.assets import build_kpi_assets, kpi_key
+from crm_pipeline.kpis.customers import active_customers, winback_candidates
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.kpis.retention import (
     CUSTOMER_STATUS_SCHEMA,
     ENGAGEMENT_RECENCY_SCHEMA,
     KPIS,
+    active_at,
     customer_status,
+    status_as_of_now,
     update_engagement_recency,
+    winback_candidates_at,
 )
 from crm_pipeline.metadata import arrow_table
 from crm_pipeline.settings import Settings
@@ -444,3 +448,14 @@ def test_a_state_with_no_partition_yet_reads_as_an_empty_population():
     with pytest.raises(ValueError, match="lacks columns"):
         table("winback_conversion_rate", customer_status_30=pd.DataFrame({"date": ["2026-10-31"]}),
               order_book=BOOK_D)
+
+
+@pytest.mark.parametrize(("changes", "pb_is_candidate"), [(PersonRemap.none(), True), (MERGED, True),
+                                                          (remap(("pa", "pb")), False)], ids=["none", "pi", "pa_pb"])
+def test_the_status_gives_the_persons_the_order_book_gives(changes: PersonRemap, pb_is_candidate: bool):
+    # the same rules as customers.active_customers / winback_candidates on the book of X, merges included
+    # (pb merged into pa: their latest order is X-10, so pb's X-364 no longer makes a win-back candidate)
+    status = status_as_of_now(STATUS_X, changes)
+    assert ("pb" in winback_candidates_at(status, X)) == pb_is_candidate
+    assert sorted(active_at(status)) == sorted(active_customers(BOOK_X, X, changes))
+    assert sorted(winback_candidates_at(status, X)) == sorted(winback_candidates(BOOK_X, X, changes))
