@@ -207,7 +207,8 @@ def new_customers(first_orders: pd.DataFrame, first: dt.date, last: dt.date, rem
                   settings: Settings) -> pd.Index:
     """Persons whose first order (refunded later or not) is on a day in first..last. Parts merged since D keep
     the earliest first order of the person."""
-    firsts = pd.Series(pd.to_datetime(first_orders["first_ordered_at"], utc=True).to_numpy(),
+    # `.array` keeps the UTC timestamps typed (to_numpy would make 1 object per row)
+    firsts = pd.Series(pd.to_datetime(first_orders["first_ordered_at"], utc=True).array,
                        index=remap(first_orders["person_id"]).to_numpy())
     firsts = firsts[firsts.index.notna()].groupby(level=0).min()
     return pd.Index(firsts.index[in_days(firsts, first, last, settings.timezone)], name="person_id")

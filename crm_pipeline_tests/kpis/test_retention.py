@@ -134,6 +134,13 @@ def test_customer_retention_rate_by_hand():
     assert len(t) == 4
 
 
+def test_new_customers_are_counted_on_their_local_day():
+    # in Berlin pk's first order (10-31 23:00 UTC) is on 11-01 00:00: a new customer of D-29..D, N = 3
+    t = table("customer_retention_rate", config=settings("Europe/Berlin"), customer_status_30=STATUS_X,
+              order_book=BOOK_D, first_orders=FIRST_ORDERS)
+    assert row(t, metric="standard") == (5.0, 7.0, round(5 / 7 * 100, 9), "percent")
+
+
 def test_end_over_start_above_100_only_warns():
     kpi = BY_NAME["customer_retention_rate"]
     t = table("customer_retention_rate", customer_status_30=STATUS_X, order_book=BOOK_D, first_orders=FIRST_ORDERS)
