@@ -3,8 +3,8 @@ conversion and renewals, and the state they read at D-30.
 
 Customers at D-30 come from `aggregates/customer_status` of D-30: one row per person with an order in the year up
 to that day, the latest day of an order non-refunded then and the year's net revenue. (A KPI cannot read the order
-book twice, at D-30 and at D: Dagster keys an asset's inputs by upstream asset. The status is also ~10x smaller
-than the book.) Customers at D come from the order book of D. Both carry their persons through the identity
+book twice, at D-30 and at D: Dagster keys an asset's inputs by upstream asset. The status is also far smaller:
+one row per person, three columns.) Customers at D come from the order book of D. Both carry their persons through the identity
 changes since D-30 (`remap`, kpis.md 2.2), so a person merged in between is one customer on both days.
 Subscription terms are CRM rows as of D (kpis.md 2.5): a term counts through its term_start and term_end, and is
 renewed at D when a later term of its subscription has started by the end of D; the status column is never read.
@@ -61,8 +61,6 @@ AT_D_MINUS_30_DAYS = LOOKBACK_DAYS + ACTIVE_DAYS
 # terms ending in D-36..D-7 with the default 7-day grace
 TERM_WINDOW_DAYS = 30
 TERMS_READ_DAYS = TERM_WINDOW_DAYS + 7
-
-
 ENGAGEMENT_RECENCY = ("aggregates", "engagement_recency")
 ENGAGEMENT_RECENCY_KEY = dg.AssetKey(list(ENGAGEMENT_RECENCY))
 ENGAGEMENT_RECENCY_SCHEMA = pa.schema([
@@ -202,7 +200,6 @@ def retention_state_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.
 # ---------------------------------------------------------------------------------------------------------------
 # the KPIs
 
-
 def new_customers(first_orders: pd.DataFrame, first: dt.date, last: dt.date, remap: PersonRemap,
                   settings: Settings) -> pd.Index:
     """Persons whose first order (refunded later or not) is on a day in first..last. Parts merged since D keep
@@ -282,7 +279,6 @@ def renewal_rate(crm_subscription_terms: pd.DataFrame, day: dt.date, settings: S
     return breakdown("plan", open_values(plans), plans, share)
 
 
-STATUS_30 = KpiInput("customer_status_30", CUSTOMER_STATUS, offset_days=LOOKBACK_DAYS)
 def dormant_persons(engagement_recency: pd.DataFrame, registrants: pd.Index, day: dt.date,
                     remap: PersonRemap) -> pd.Index:
     """Dormant at `day` (kpis.md 2.2; `engagement_recency`: the state of `day`): registrants at `day` with an
@@ -309,6 +305,7 @@ def reengagement_rate(engagement_recency_30: pd.DataFrame, person_engagement: pd
     return [quotient(float(len(returned)), float(len(dormant)), "ratio")]
 
 
+STATUS_30 = KpiInput("customer_status_30", CUSTOMER_STATUS, offset_days=LOOKBACK_DAYS)
 ORDER_BOOK = order_book_input("order_book", columns=BOOK_COLUMNS)
 TERMS = KpiInput("crm_subscription_terms", SUBSCRIPTION_TERMS, columns=TERM_COLUMNS)
 PERSONS_NOTE = ("persons as of the newest identity partition: parts merged since D-30 are one customer at D-30 "
