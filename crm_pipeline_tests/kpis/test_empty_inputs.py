@@ -53,6 +53,8 @@ SCHEMAS = {
     ("ingest", "crm_support_tickets"): CRM_SCHEMAS["support_tickets"],
     ("clv_predictions",): clv.CLV_PREDICTIONS_SCHEMA,
     ("clv_model",): clv.CLV_MODEL_SCHEMA,
+    ("ingest", "costs"): CLEAN_SCHEMAS["costs"],
+    ("aggregates", "order_book"): states.ORDER_BOOK_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -128,6 +130,9 @@ EXPECTED: dict[str, list[tuple]] = {
                        ("expected_value_12m", 0.0, 0.0, N, "currency"), ("p_alive", 0.0, 0.0, N, "ratio")],
     "deliverability": [(N, 0.0, 0.0, N, "ratio")] + [(m, 0.0, 0.0, N, "ratio") for m in (
         "bounce_rate", "complaint_rate", "delivery_rate", "unsubscribe_rate")],
+    # no cost and no new customer: only the total row (channels are open values)
+    "cac": [(N, 0.0, 0.0, N, "currency")],
+    "crc": [(0.0, 0.0, N, "currency")],
 }
 
 
