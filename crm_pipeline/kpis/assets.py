@@ -18,6 +18,7 @@ from crm_pipeline.kpis.aggregates import (
 from crm_pipeline.kpis.anomaly import anomaly_check, trailing_headlines
 from crm_pipeline.kpis.audiences import KPIS as AUDIENCE_KPIS
 from crm_pipeline.kpis.audiences import membership_asset
+from crm_pipeline.kpis.campaigns import campaign_assets
 from crm_pipeline.kpis.clv import KPIS as CLV_KPIS
 from crm_pipeline.kpis.clv import clv_assets
 from crm_pipeline.kpis.cost import KPIS as COST_KPIS
@@ -179,4 +180,5 @@ def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             first_orders_asset(partitions), person_signals_asset(partitions), order_book_asset(partitions),
             refund_ledger_asset(partitions), order_history_asset(partitions),
             category_views_asset(partitions), membership_asset(partitions), clv_assets(partitions),
+            *campaign_assets(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

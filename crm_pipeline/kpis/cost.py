@@ -11,9 +11,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from crm_pipeline.kpis.campaigns import CAMPAIGN_CONTACTS_KEY, CAMPAIGN_STARTS_KEY
 from crm_pipeline.kpis.count import end_of_day
 from crm_pipeline.kpis.customers import active_customers, order_book_input
-from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, quotient
+from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, quotient
 from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.settings import Settings
 
@@ -81,6 +82,74 @@ def crc(costs: pd.DataFrame, order_book: pd.DataFrame, order_book_d30: pd.DataFr
     return [quotient(float(retention["amount"].astype(float).sum()), float(len(kept)), "currency")]
 
 
+# incremental_lift: campaigns starting in D-43..D-14, persons first contacted by D-14, conversions within 14 d
+LIFT_FIRST_DAYS_BACK = 43
+LIFT_LAST_DAYS_BACK = 14
+CONVERSION_DAYS = 14
+Z_95 = 1.959964
+LIFT_METRICS = ("conversion_rate_sent", "conversion_rate_holdout", "lift", "ci_low", "ci_high")
+
+
+def lift_rows(sent: float, sent_converted: float, holdout: float, holdout_converted: float,
+              campaign_id: str | None = None) -> list[dict]:
+    """The five metrics of one campaign (or pooled): rates as quotients (percent), lift and its Wald 95 % interval
+    in percentage points (count form), null when either group is empty."""
+    rows = [quotient(sent_converted, sent, "percent", campaign_id=campaign_id, metric="conversion_rate_sent"),
+            quotient(holdout_converted, holdout, "percent", campaign_id=campaign_id, metric="conversion_rate_holdout")]
+    if sent and holdout:
+        p_s, p_h = sent_converted / sent, holdout_converted / holdout
+        lift = (p_s - p_h) * 100
+        half = Z_95 * 100 * float(np.sqrt(p_s * (1 - p_s) / sent + p_h * (1 - p_h) / holdout))
+        rows += [count(lift, "percent", campaign_id=campaign_id, metric="lift"),
+                 count(lift - half, "percent", campaign_id=campaign_id, metric="ci_low"),
+                 count(lift + half, "percent", campaign_id=campaign_id, metric="ci_high")]
+    else:
+        rows += [{"campaign_id": campaign_id, "metric": metric, "numerator": None, "denominator": None, "value": None,
+                  "unit": "percent"} for metric in ("lift", "ci_low", "ci_high")]
+    return rows
+
+
+def incremental_lift(campaign_contacts: pd.DataFrame, campaign_starts: pd.DataFrame, order_book: pd.DataFrame,
+                     remap: PersonRemap, day: dt.date, settings: Settings) -> list[dict]:
+    """Per campaign with a holdout that started in D-43..D-14: conversion within 14 d of the person's first send
+    (sent group) or first holdout_assigned (holdout group: no send at all), persons first contacted by D-14."""
+    tz = settings.timezone
+    cutoff = end_of_day(day - dt.timedelta(days=LIFT_LAST_DAYS_BACK), tz)
+    started = pd.to_datetime(campaign_starts["first_contact_at"], utc=True)
+    begun = (started >= end_of_day(day - dt.timedelta(days=LIFT_FIRST_DAYS_BACK + 1), tz)) & (started < cutoff)
+    contacts = campaign_contacts.assign(person_id=remap(campaign_contacts["person_id"]).to_numpy(),
+                                        first_contact_at=pd.to_datetime(campaign_contacts["first_contact_at"],
+                                                                        utc=True))
+    with_holdout = contacts.loc[contacts["is_holdout"].astype(bool).to_numpy(), "campaign_id"].unique()
+    campaigns = pd.Index(campaign_starts.loc[begun.to_numpy(), "campaign_id"]).intersection(pd.Index(with_holdout))
+    contacts = contacts.loc[contacts["campaign_id"].isin(campaigns).to_numpy()]
+    # one row per (campaign, person): a send makes the person sent (even if also held out), at the first send
+    first = (contacts.groupby(["campaign_id", "person_id", "is_holdout"])["first_contact_at"].min().reset_index()
+             .sort_values(["campaign_id", "person_id", "is_holdout"]).drop_duplicates(["campaign_id", "person_id"]))
+    pairs = first.loc[(first["first_contact_at"] < cutoff).to_numpy()].reset_index(drop=True)
+    orders = pd.DataFrame({"person_id": remap(order_book["person_id"]).to_numpy(),
+                           "ordered_at": pd.to_datetime(order_book["ordered_at"], utc=True).to_numpy()})
+    matched = pairs.reset_index().merge(orders, on="person_id")
+    # typed again: a merge without rows gives untyped (object) columns
+    ordered_at = pd.to_datetime(matched["ordered_at"], utc=True)
+    after = ordered_at - pd.to_datetime(matched["first_contact_at"], utc=True)
+    within = (after > pd.Timedelta(0)) & (after <= pd.Timedelta(days=CONVERSION_DAYS)) & (
+        ordered_at < end_of_day(day, tz))
+    pairs["converted"] = pairs.index.isin(matched.loc[within.to_numpy(), "index"])
+    # per campaign and group: persons and converted persons
+    tally = pairs.groupby(["campaign_id", "is_holdout"])["converted"].agg(["size", "sum"]).astype(float)
+    tally = tally.unstack("is_holdout").reindex(index=sorted(campaigns), columns=pd.MultiIndex.from_product(
+        [["size", "sum"], [False, True]]), fill_value=0.0).fillna(0.0)
+    sent, sent_converted = tally[("size", False)], tally[("sum", False)]
+    held, held_converted = tally[("size", True)], tally[("sum", True)]
+    rows = lift_rows(float(sent.sum()), float(sent_converted.sum()), float(held.sum()),
+                     float(held_converted.sum()))  # pooled: (campaign, person) pairs
+    for campaign_id in tally.index:
+        rows += lift_rows(float(sent[campaign_id]), float(sent_converted[campaign_id]), float(held[campaign_id]),
+                          float(held_converted[campaign_id]), campaign_id=campaign_id)
+    return rows
+
+
 BOOK_COLUMNS = ("person_id", "order_day", "fully_refunded")
 
 KPIS: tuple[KpiDefinition, ...] = (
@@ -124,4 +193,35 @@ KPIS: tuple[KpiDefinition, ...] = (
                                  "order_book_d30.fully_refunded")},
         compute=crc, window_days=365 + WINDOW_DAYS,
         remap_days=WINDOW_DAYS + 1),  # the order book of D-30 holds persons as of D-30
+    KpiDefinition(
+        name="incremental_lift", family="Monetise", seed="002",
+        description="One row per campaign (campaign_id) x metric and per metric pooled over (campaign, person) "
+                    "pairs, for the campaigns with a holdout whose first send or holdout_assigned event is in "
+                    "D-43..D-14: conversion of the sent and the holdout group within 14 d, and the lift.",
+        formula="conversion_rate_sent = sent persons with an order within 14 d after their first send / sent "
+                "persons x 100; conversion_rate_holdout likewise (holdout_assigned, no send); lift = rate_sent - "
+                "rate_holdout (percentage points); ci_low, ci_high = lift -/+ 1.959964 x 100 x sqrt(p_s(1-p_s)/n_s "
+                "+ p_h(1-p_h)/n_h) (Wald 95 %); lift and its interval null when either group is empty",
+        window="D-43..D (campaigns starting in D-43..D-14, persons first contacted by the end of D-14, orders up "
+               "to the end of D)",
+        population="(campaign, person) pairs: a person with a send event of the campaign is in the sent group "
+                   "(also when held out too); a person with its holdout_assigned and no send in the holdout group; "
+                   "only persons whose own first event of their group is on or before the end of D-14",
+        exclusions="campaigns without a holdout_assigned event; send events are email_send, sms_send, push_send; "
+                   "a contact whose identifiers resolve to no person",
+        unit="percent", dimensions=(Dimension("campaign_id"), Dimension("metric", LIFT_METRICS)),
+        headline={"metric": "lift"},
+        inputs=(KpiInput("campaign_contacts", tuple(CAMPAIGN_CONTACTS_KEY.path),
+                         window_days=LIFT_FIRST_DAYS_BACK + 1),
+                KpiInput("campaign_starts", tuple(CAMPAIGN_STARTS_KEY.path)),
+                order_book_input(columns=("person_id", "ordered_at"))),
+        lineage={"campaign_id": ("campaign_contacts.campaign_id", "campaign_starts.campaign_id"),
+                 "numerator": ("campaign_contacts.person_id", "campaign_contacts.first_contact_at",
+                               "campaign_contacts.is_holdout", "campaign_starts.first_contact_at",
+                               "order_book.person_id", "order_book.ordered_at"),
+                 "denominator": ("campaign_contacts.person_id", "campaign_contacts.is_holdout",
+                                 "campaign_starts.first_contact_at")},
+        unbounded_metrics=("lift", "ci_low", "ci_high"),
+        compute=incremental_lift, window_days=365,  # a campaign's first event ever: complete from start + 365 d
+        remap_days=LIFT_FIRST_DAYS_BACK + 1),  # contacts hold persons as of their own day, from D-43
 )

@@ -18,7 +18,7 @@ from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCH
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
-from crm_pipeline.kpis import aggregates, audiences, clv, states
+from crm_pipeline.kpis import aggregates, audiences, campaigns, clv, states
 from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
@@ -55,6 +55,8 @@ SCHEMAS = {
     ("clv_model",): clv.CLV_MODEL_SCHEMA,
     ("ingest", "costs"): CLEAN_SCHEMAS["costs"],
     ("aggregates", "order_book"): states.ORDER_BOOK_SCHEMA,
+    ("aggregates", "campaign_contacts"): campaigns.CAMPAIGN_CONTACTS_SCHEMA,
+    ("aggregates", "campaign_starts"): campaigns.CAMPAIGN_STARTS_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -133,6 +135,10 @@ EXPECTED: dict[str, list[tuple]] = {
     # no cost and no new customer: only the total row (channels are open values)
     "cac": [(N, 0.0, 0.0, N, "currency")],
     "crc": [(0.0, 0.0, N, "currency")],
+    # no campaign: the pooled rates are 0 / 0, the lift and its interval null
+    "incremental_lift": [(N, N, N, N, N, "percent"), (N, "ci_high", N, N, N, "percent"),
+                         (N, "ci_low", N, N, N, "percent"), (N, "conversion_rate_holdout", 0.0, 0.0, N, "percent"),
+                         (N, "conversion_rate_sent", 0.0, 0.0, N, "percent"), (N, "lift", N, N, N, "percent")],
 }
 
 
@@ -221,6 +227,10 @@ BUILDERS = {
     "audience_membership": (lambda: _membership(None, stored(states.PERSON_SIGNALS_SCHEMA),
                                                 stored(states.ORDER_BOOK_SCHEMA)),
                             audiences.MEMBERSHIP_SCHEMA, audiences.MEMBERSHIP_PK),
+    "campaign_contacts": (lambda: campaigns.daily_campaign_contacts(EVENTS, IDENTITY_MAP),
+                          campaigns.CAMPAIGN_CONTACTS_SCHEMA, campaigns.CAMPAIGN_CONTACTS_PK),
+    "campaign_starts": (lambda: campaigns.update_campaign_starts(
+        None, stored(campaigns.CAMPAIGN_CONTACTS_SCHEMA)), campaigns.CAMPAIGN_STARTS_SCHEMA, ["campaign_id"]),
 }
 
 
