@@ -1,9 +1,11 @@
-"""Campaign contacts and campaign starts: the compact inputs of incremental_lift (kpis.md "incremental_lift").
+"""Campaign contacts, campaign starts and first ad clicks: the compact inputs of incremental_lift and
+ad_conversion_rate (kpis.md section 3).
 
 `aggregates/campaign_contacts`: one row per campaign x person x group (sent: email_send, sms_send, push_send;
 holdout: holdout_assigned) with the first such event of day D. `aggregates/campaign_starts`: a state, one row per
 campaign with its first send or holdout_assigned event ever (from CRM_START_DATE), so the KPI can tell which
-campaigns started in D-43..D-14 without re-reading history.
+campaigns started in D-43..D-14 without re-reading history. `aggregates/ad_clicks`: one row per person with
+an ad_click on day D and their first one of the day (read from the events, whatever the journeys' touch set).
 """
 
 import dagster as dg
@@ -94,5 +96,34 @@ def campaign_starts_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
     return campaign_starts
 
 
+AD_CLICKS_KEY = dg.AssetKey(["aggregates", "ad_clicks"])
+AD_CLICKS_SCHEMA = pa.schema([
+    pa.field("person_id", pa.string(), nullable=False),  # as of day D (remapped through later merges by KPIs)
+    pa.field("first_click_at", pa.timestamp("us", tz="UTC"), nullable=False),  # the first ad_click of D
+    pa.field("count_clicks", pa.int64(), nullable=False),
+])
+
+
+def daily_ad_clicks(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
+    """The day's ad_click events per person: the first one and how many."""
+    clicks = events.loc[(events["event_type"] == "ad_click").to_numpy()]
+    frame = pd.DataFrame({"person_id": attach_person_id(clicks, identity_map).to_numpy(),
+                          "first_click_at": pd.to_datetime(clicks["occurred_at"], utc=True).to_numpy()})
+    out = frame.dropna(subset=["person_id"]).groupby("person_id")["first_click_at"].agg(["min", "size"])
+    out = out.reset_index().rename(columns={"min": "first_click_at", "size": "count_clicks"})
+    out["first_click_at"] = pd.to_datetime(out["first_click_at"], utc=True)
+    out["count_clicks"] = out["count_clicks"].astype("int64")
+    return out.sort_values("person_id", ignore_index=True)[list(AD_CLICKS_SCHEMA.names)]
+
+
+def ad_clicks_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    return _events_by_person_asset(
+        partitions, key=AD_CLICKS_KEY, schema=AD_CLICKS_SCHEMA, pk=["person_id"],
+        description="One row per person with an ad_click on day D: the first ad_click of the day and the number of "
+                    "ad_clicks; persons as of D. The compact input of ad_conversion_rate.",
+        event_columns=["event_type", "occurred_at"], compute=daily_ad_clicks,
+        summary=lambda frame: {"persons": len(frame), "clicks": int(frame["count_clicks"].sum())})
+
+
 def campaign_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [campaign_contacts_asset(partitions), campaign_starts_asset(partitions)]
+    return [campaign_contacts_asset(partitions), campaign_starts_asset(partitions), ad_clicks_asset(partitions)]

@@ -11,7 +11,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from crm_pipeline.kpis.campaigns import CAMPAIGN_CONTACTS_KEY, CAMPAIGN_STARTS_KEY
+from crm_pipeline.kpis.campaigns import AD_CLICKS_KEY, CAMPAIGN_CONTACTS_KEY, CAMPAIGN_STARTS_KEY
 from crm_pipeline.kpis.count import end_of_day
 from crm_pipeline.kpis.customers import active_customers, order_book_input
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, quotient
@@ -82,6 +82,22 @@ def crc(costs: pd.DataFrame, order_book: pd.DataFrame, order_book_d30: pd.DataFr
     return [quotient(float(retention["amount"].astype(float).sum()), float(len(kept)), "currency")]
 
 
+def converted(starts: pd.DataFrame, order_book: pd.DataFrame, remap: PersonRemap, days: int,
+              end: pd.Timestamp) -> pd.Series:
+    """For each row of `starts` (person_id as of the newest identity, start_at): whether the person has an order
+    of the book (refunded or not) within `days` d after start_at (start_at < ordered_at <= start_at + days) and
+    before `end`."""
+    orders = pd.DataFrame({"person_id": remap(order_book["person_id"]).to_numpy(),
+                           "ordered_at": pd.to_datetime(order_book["ordered_at"], utc=True).to_numpy()})
+    matched = starts.reset_index(drop=True).reset_index().merge(orders, on="person_id")
+    # typed again: a merge without rows gives untyped (object) columns
+    ordered_at = pd.to_datetime(matched["ordered_at"], utc=True)
+    after = ordered_at - pd.to_datetime(matched["start_at"], utc=True)
+    within = (after > pd.Timedelta(0)) & (after <= pd.Timedelta(days=days)) & (ordered_at < end)
+    return pd.Series(np.isin(np.arange(len(starts)), matched.loc[within.to_numpy(), "index"].to_numpy()),
+                     index=starts.index)
+
+
 # incremental_lift: campaigns starting in D-43..D-14, persons first contacted by D-14, conversions within 14 d
 LIFT_FIRST_DAYS_BACK = 43
 LIFT_LAST_DAYS_BACK = 14
@@ -127,15 +143,8 @@ def incremental_lift(campaign_contacts: pd.DataFrame, campaign_starts: pd.DataFr
     first = (contacts.groupby(["campaign_id", "person_id", "is_holdout"])["first_contact_at"].min().reset_index()
              .sort_values(["campaign_id", "person_id", "is_holdout"]).drop_duplicates(["campaign_id", "person_id"]))
     pairs = first.loc[(first["first_contact_at"] < cutoff).to_numpy()].reset_index(drop=True)
-    orders = pd.DataFrame({"person_id": remap(order_book["person_id"]).to_numpy(),
-                           "ordered_at": pd.to_datetime(order_book["ordered_at"], utc=True).to_numpy()})
-    matched = pairs.reset_index().merge(orders, on="person_id")
-    # typed again: a merge without rows gives untyped (object) columns
-    ordered_at = pd.to_datetime(matched["ordered_at"], utc=True)
-    after = ordered_at - pd.to_datetime(matched["first_contact_at"], utc=True)
-    within = (after > pd.Timedelta(0)) & (after <= pd.Timedelta(days=CONVERSION_DAYS)) & (
-        ordered_at < end_of_day(day, tz))
-    pairs["converted"] = pairs.index.isin(matched.loc[within.to_numpy(), "index"])
+    pairs["converted"] = converted(pairs.rename(columns={"first_contact_at": "start_at"}), order_book, remap,
+                                   CONVERSION_DAYS, end_of_day(day, tz)).to_numpy()
     # per campaign and group: persons and converted persons
     tally = pairs.groupby(["campaign_id", "is_holdout"])["converted"].agg(["size", "sum"]).astype(float)
     tally = tally.unstack("is_holdout").reindex(index=sorted(campaigns), columns=pd.MultiIndex.from_product(
@@ -148,6 +157,21 @@ def incremental_lift(campaign_contacts: pd.DataFrame, campaign_starts: pd.DataFr
         rows += lift_rows(float(sent[campaign_id]), float(sent_converted[campaign_id]), float(held[campaign_id]),
                           float(held_converted[campaign_id]), campaign_id=campaign_id)
     return rows
+
+
+def ad_conversion_rate(ad_clicks: pd.DataFrame, order_book: pd.DataFrame, remap: PersonRemap, day: dt.date,
+                       settings: Settings) -> list[dict]:
+    """Persons with an ad_click in D-29..D who ordered within 30 d after their first one there / those persons."""
+    clicks = pd.DataFrame({"person_id": remap(ad_clicks["person_id"]).to_numpy(),
+                           "start_at": pd.to_datetime(ad_clicks["first_click_at"], utc=True).to_numpy()})
+    first = day - dt.timedelta(days=WINDOW_DAYS - 1)
+    tz = settings.timezone
+    in_window = (clicks["start_at"] >= end_of_day(first - dt.timedelta(days=1), tz)) & (
+        clicks["start_at"] < end_of_day(day, tz))
+    persons = clicks.loc[in_window.to_numpy()].groupby("person_id")["start_at"].min().reset_index()
+    persons["start_at"] = pd.to_datetime(persons["start_at"], utc=True)
+    hit = converted(persons, order_book, remap, WINDOW_DAYS, end_of_day(day, tz))
+    return [quotient(float(hit.sum()), float(len(persons)), "ratio")]
 
 
 BOOK_COLUMNS = ("person_id", "order_day", "fully_refunded")
@@ -224,4 +248,18 @@ KPIS: tuple[KpiDefinition, ...] = (
         unbounded_metrics=("lift", "ci_low", "ci_high"),
         compute=incremental_lift, window_days=365,  # a campaign's first event ever: complete from start + 365 d
         remap_days=LIFT_FIRST_DAYS_BACK + 1),  # contacts hold persons as of their own day, from D-43
+    KpiDefinition(
+        name="ad_conversion_rate", family="Journey", seed="003",
+        description="One row per day (no dimensions): the share of persons with an ad_click in D-29..D who placed "
+                    "an order within 30 d after their first ad_click in that window (up to the end of D).",
+        formula="persons with an order (refunded or not) with first ad_click < ordered_at <= first ad_click + 30 d "
+                "and ordered_at <= end of D / persons with an ad_click in D-29..D",
+        window="30d (D-29..D)", population="persons with an ad_click in D-29..D (first ad_click in the window)",
+        exclusions="ad_clicks whose identifiers resolve to no person", unit="ratio", dimensions=(), headline={},
+        inputs=(KpiInput("ad_clicks", tuple(AD_CLICKS_KEY.path), window_days=WINDOW_DAYS),
+                order_book_input(columns=("person_id", "ordered_at"))),
+        lineage={"numerator": ("ad_clicks.person_id", "ad_clicks.first_click_at", "order_book.person_id",
+                               "order_book.ordered_at"),
+                 "denominator": ("ad_clicks.person_id", "ad_clicks.first_click_at")},
+        compute=ad_conversion_rate, window_days=WINDOW_DAYS),
 )

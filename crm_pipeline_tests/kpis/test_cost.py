@@ -314,3 +314,58 @@ def test_campaign_contacts_and_starts_of_a_day():
     assert records(campaigns.update_campaign_starts(previous, contacts)) == [
         ("C0", ts("2026-09-01T12:00")), ("C1", ts("2026-10-01T12:00")), ("C2", ts("2026-10-05T11:00"))]
     assert records(campaigns.update_campaign_starts(None, contacts.iloc[0:0])) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ad_conversion_rate: window 2026-10-02..2026-10-31
+
+def click(person_id: str, at: str) -> dict:
+    return {"person_id": person_id, "first_click_at": ts(at), "count_clicks": 1, "date": at[:10]}
+
+
+AD_CLICKS = stored(campaigns.AD_CLICKS_SCHEMA, [
+    click("A1", "2026-10-01T23:00"),  # the day before the window
+    click("A1", "2026-10-05T10:00"),  # A1's first click in the window
+    click("A2", "2026-10-02T00:00"),  # first instant of the window
+    click("A3", "2026-10-31T20:00"),
+    click("A4", "2026-10-10T09:00"),
+    click("A5", "2026-10-08T09:00"),  # A5 is merged into A4 later: A4's first click is then 10-08
+    click("A6", "2026-10-01T12:00"),  # only before the window
+], window=True)[["person_id", "first_click_at", "date"]]
+AD_ORDERS = stored(states.ORDER_BOOK_SCHEMA, [
+    {"order_id": f"o{i}", "person_id": p, "ordered_at": ts(at), "order_day": dt.date.fromisoformat(at[:10]),
+     "fully_refunded": refunded, "refunded_original": 0.0, "refunded": 0.0, "count_refunds": 0}
+    for i, (p, at, refunded) in enumerate([
+        ("A1", "2026-10-03T00:00", False),  # after the click of 10-01, before the first click in the window
+        ("A2", "2026-10-02T00:00", False),  # at the click itself: not after it
+        ("A2", "2026-10-20T00:00", True),  # refunded later: a conversion all the same
+        ("A4", "2026-10-09T00:00", False),  # after A5's click (10-08), before A4's own (10-10)
+        ("A6", "2026-10-05T00:00", False),  # A6 clicked before the window: not in the population
+    ])])[["person_id", "ordered_at"]]
+
+
+def test_ad_conversion_rate_by_hand():
+    frame = table("ad_conversion_rate", ad_clicks=AD_CLICKS, order_book=AD_ORDERS, remap=merges(("A4", "A5")), day=D,
+                  settings=SETTINGS)
+    # persons: A1, A2, A3, A4 (+A5) = 4; converted: A2 (10-20), A4 (10-09 after 10-08) = 2 -> 0.5
+    assert records(frame) == [(2.0, 4.0, 0.5, "ratio")]
+    frame = table("ad_conversion_rate", ad_clicks=AD_CLICKS, order_book=AD_ORDERS, remap=NO_CHANGES, day=D,
+                  settings=SETTINGS)
+    # without the merge: A1..A5 = 5 persons; A4's order precedes its own click: only A2 -> 0.2
+    assert records(frame) == [(1.0, 5.0, 0.2, "ratio")]
+
+
+def test_ad_clicks_of_a_day():
+    events = stored(CLEAN_SCHEMAS["events"], [
+        {"event_id": f"e{i}", "occurred_at": ts(at), "event_type": kind, "customer_id": customer}
+        for i, (kind, customer, at) in enumerate([
+            ("ad_click", "c1", "2026-10-05T10:00"), ("ad_click", "c1", "2026-10-05T08:00"),
+            ("ad_impression", "c2", "2026-10-05T07:00"),  # not a click
+            ("ad_click", "unknown", "2026-10-05T06:00"),  # no person: left out
+        ])])
+    identity_map = stored(IDENTITY_MAP_SCHEMA, [
+        {"identifier_type": "customer_id", "identifier": "c1", "person_id": "P1", "is_refused": False},
+        {"identifier_type": "customer_id", "identifier": "c2", "person_id": "P2", "is_refused": False}])
+    frame = campaigns.daily_ad_clicks(events, identity_map)
+    assert records(frame) == [("P1", ts("2026-10-05T08:00"), 2)]
+    assert arrow_table(frame, campaigns.AD_CLICKS_SCHEMA).schema == campaigns.AD_CLICKS_SCHEMA

@@ -57,6 +57,7 @@ SCHEMAS = {
     ("aggregates", "order_book"): states.ORDER_BOOK_SCHEMA,
     ("aggregates", "campaign_contacts"): campaigns.CAMPAIGN_CONTACTS_SCHEMA,
     ("aggregates", "campaign_starts"): campaigns.CAMPAIGN_STARTS_SCHEMA,
+    ("aggregates", "ad_clicks"): campaigns.AD_CLICKS_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -139,6 +140,7 @@ EXPECTED: dict[str, list[tuple]] = {
     "incremental_lift": [(N, N, N, N, N, "percent"), (N, "ci_high", N, N, N, "percent"),
                          (N, "ci_low", N, N, N, "percent"), (N, "conversion_rate_holdout", 0.0, 0.0, N, "percent"),
                          (N, "conversion_rate_sent", 0.0, 0.0, N, "percent"), (N, "lift", N, N, N, "percent")],
+    "ad_conversion_rate": [(0.0, 0.0, N, "ratio")],
 }
 
 
@@ -231,6 +233,8 @@ BUILDERS = {
                           campaigns.CAMPAIGN_CONTACTS_SCHEMA, campaigns.CAMPAIGN_CONTACTS_PK),
     "campaign_starts": (lambda: campaigns.update_campaign_starts(
         None, stored(campaigns.CAMPAIGN_CONTACTS_SCHEMA)), campaigns.CAMPAIGN_STARTS_SCHEMA, ["campaign_id"]),
+    "ad_clicks": (lambda: campaigns.daily_ad_clicks(EVENTS, IDENTITY_MAP), campaigns.AD_CLICKS_SCHEMA,
+                  ["person_id"]),
 }
 
 
