@@ -3,7 +3,9 @@ customer costs. One declaration and one pure function each.
 
 Costs are the clean `ingest/costs` lines (reporting currency, one partition per cost `date`); new customers
 come from the first-order state `aggregates/first_orders`, their channel from the `first_touch` credits of
-`attribution/order_attribution`; active customers from the order book (`kpis.customers`).
+`attribution/order_attribution`; active customers at D-30 from the order book of D-30 (`kpis.customers`), at D
+from the buyers at D in `clv_predictions` (an asset takes the order book only once). incremental_lift and
+ad_conversion_rate (Journey family) read the compact campaign and ad-click aggregates of `kpis.campaigns`.
 """
 
 import datetime as dt
@@ -12,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from crm_pipeline.kpis.campaigns import AD_CLICKS_KEY, CAMPAIGN_CONTACTS_KEY, CAMPAIGN_STARTS_KEY
+from crm_pipeline.kpis.clv import CLV_PREDICTIONS_KEY
 from crm_pipeline.kpis.count import end_of_day
-from crm_pipeline.kpis.customers import active_customers, order_book_input
+from crm_pipeline.kpis.customers import ACTIVE_DAYS, active_customers, order_book_input
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, quotient
 from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.settings import Settings
@@ -73,12 +76,19 @@ def cac(costs: pd.DataFrame, first_orders: pd.DataFrame, order_attribution: pd.D
     return rows
 
 
-def crc(costs: pd.DataFrame, order_book: pd.DataFrame, order_book_d30: pd.DataFrame, remap: PersonRemap,
+def crc(costs: pd.DataFrame, clv_predictions: pd.DataFrame, order_book_d30: pd.DataFrame, remap: PersonRemap,
         day: dt.date) -> list[dict]:
-    """Retention costs of D-29..D per person active at D-30 and at D."""
+    """Retention costs of D-29..D per person active at D-30 and at D.
+
+    Active at D-30 comes from the order book of D-30. An asset takes an upstream asset once, so the order book of
+    D cannot be a second input: active at D comes from the buyers at D in clv_predictions (their orders
+    non-refunded at D, persons as of the newest identity), whose last such order day is D - (T - t)."""
     retention = costs_in(costs, day - dt.timedelta(days=WINDOW_DAYS - 1), day, "retention")
+    days_since_last = (clv_predictions["T"].astype("int64") - clv_predictions["t"].astype("int64")).to_numpy()
+    recent = clv_predictions.loc[days_since_last <= ACTIVE_DAYS - 1, "person_id"]
+    active_now = pd.Index(remap(recent).dropna().unique(), name="person_id")
     before = day - dt.timedelta(days=WINDOW_DAYS)
-    kept = active_customers(order_book, day, remap).intersection(active_customers(order_book_d30, before, remap))
+    kept = active_now.intersection(active_customers(order_book_d30, before, remap))
     return [quotient(float(retention["amount"].astype(float).sum()), float(len(kept)), "currency")]
 
 
@@ -209,13 +219,13 @@ KPIS: tuple[KpiDefinition, ...] = (
         population="persons active at D-30 and at D", exclusions="acquisition and brand costs",
         unit="currency", dimensions=(), headline={},
         inputs=(KpiInput("costs", COSTS, window_days=WINDOW_DAYS, columns=COST_COLUMNS),
-                order_book_input(columns=BOOK_COLUMNS),
+                KpiInput("clv_predictions", tuple(CLV_PREDICTIONS_KEY.path), columns=("person_id", "t", "T")),
                 order_book_input("order_book_d30", offset_days=WINDOW_DAYS, columns=BOOK_COLUMNS)),
         lineage={"numerator": ("costs.amount", "costs.objective", "costs.cost_date"),
-                 "denominator": ("order_book.person_id", "order_book.order_day", "order_book.fully_refunded",
+                 "denominator": ("clv_predictions.person_id", "clv_predictions.t", "clv_predictions.T",
                                  "order_book_d30.person_id", "order_book_d30.order_day",
                                  "order_book_d30.fully_refunded")},
-        compute=crc, window_days=365 + WINDOW_DAYS,
+        compute=crc, window_days=ACTIVE_DAYS + WINDOW_DAYS,
         remap_days=WINDOW_DAYS + 1),  # the order book of D-30 holds persons as of D-30
     KpiDefinition(
         name="incremental_lift", family="Monetise", seed="002",

@@ -12,7 +12,7 @@ from crm_pipeline import checks
 from crm_pipeline.attribution.credits import ORDER_ATTRIBUTION_SCHEMA
 from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCHEMA
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
-from crm_pipeline.kpis import aggregates, campaigns, states
+from crm_pipeline.kpis import aggregates, campaigns, clv, states
 from crm_pipeline.kpis.assets import kpi_key
 from crm_pipeline.kpis.cost import KPIS
 from crm_pipeline.kpis.framework import finalise, standard_checks
@@ -155,25 +155,43 @@ BOOK_D30 = book([  # as of 2026-10-01: active = an order non-refunded at 10-01 p
     ("P4", "2025-10-01", False),  # a day too old: not active at D-30 (churned, then returns)
     ("P6", "2026-09-20", False),  # merged into P7 later
 ], window=True)
-BOOK_D = book([  # as of 2026-10-31: active = placed in 2025-11-01..2026-10-31
-    ("P1", "2026-10-20", False),
-    ("P2", "2026-10-05", False),
-    ("P3", "2026-09-15", True),
-    ("P4", "2026-10-25", False),
-    ("P7", "2026-10-30", False),
-    ("P8", "2026-10-30", False),  # new: not active at D-30
-], window=False)
+BOOK_D30 = pd.concat([BOOK_D30, book([
+    ("P9", "2025-10-31", False),  # active at D-30; its last order at D is 365 days old: not active at D
+    ("P10", "2025-11-01", False),  # active at D-30; 364 days old at D: still active
+], window=True)], ignore_index=True)
+
+
+def buyer(person_id: str, first: str, last: str) -> dict:
+    """A buyer at D (clv_predictions): t = last - first order day, T = D - first order day (day grain)."""
+    first_day, last_day = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return {"person_id": person_id, "x": 1, "t": (last_day - first_day).days, "T": (D - first_day).days,
+            "monetary": 0.0}
+
+
+# buyers at D (orders non-refunded at D): active at D when D - last order day = T - t <= 364
+BUYERS_D = stored(clv.CLV_PREDICTIONS_SCHEMA, [
+    buyer("P1", "2026-01-01", "2026-10-20"),  # T - t = 303 - 292 = 11
+    buyer("P2", "2026-10-05", "2026-10-05"),
+    # P3's only order is fully refunded at D: not a buyer
+    buyer("P4", "2026-10-25", "2026-10-25"),
+    buyer("P7", "2026-10-30", "2026-10-30"),
+    buyer("P8", "2026-10-30", "2026-10-30"),  # new: not active at D-30
+    buyer("P9", "2025-10-31", "2025-10-31"),  # T - t = 365
+    buyer("P10", "2025-11-01", "2025-11-01"),  # T - t = 364
+])[["person_id", "t", "T"]]
 
 
 def test_crc_by_hand():
-    frame = table("crc", costs=COSTS, order_book=BOOK_D, order_book_d30=BOOK_D30, remap=merges(("P7", "P6")), day=D)
+    frame = table("crc", costs=COSTS, clv_predictions=BUYERS_D, order_book_d30=BOOK_D30, remap=merges(("P7", "P6")),
+                  day=D)
     # retention costs dated 10-02..10-31: 70 (email media) + 60 (tools, first day) = 130; the 1000 of 10-01 is out
-    # active at D-30: P1, P2, P3, P6 -> P7; at D: P1, P2, P4, P7, P8; both: P1, P2, P7 = 3; 130 / 3
-    assert records(frame) == [(130.0, 3.0, 130.0 / 3, "currency")]
+    # active at D-30: P1, P2, P3, P6 -> P7, P9, P10; at D: P1, P2, P4, P7, P8, P10; both: P1, P2, P7, P10 = 4
+    assert records(frame) == [(130.0, 4.0, 32.5, "currency")]
 
 
 def test_crc_in_the_first_30_days_has_no_customer_at_d30():
-    frame = table("crc", costs=COSTS, order_book=BOOK_D, order_book_d30=BOOK_D30.iloc[0:0], remap=NO_CHANGES, day=D)
+    frame = table("crc", costs=COSTS, clv_predictions=BUYERS_D, order_book_d30=BOOK_D30.iloc[0:0], remap=NO_CHANGES,
+                  day=D)
     assert records(frame) == [(130.0, 0.0, N, "currency")]
 
 
