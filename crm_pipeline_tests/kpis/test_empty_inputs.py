@@ -18,7 +18,7 @@ from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCH
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
-from crm_pipeline.kpis import aggregates, audiences, clv, loyalty, retention, states, value
+from crm_pipeline.kpis import aggregates, audiences, campaigns, clv, loyalty, retention, states, value
 from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
@@ -60,6 +60,10 @@ SCHEMAS = {
     ("ingest", "crm_subscription_terms"): CRM_SCHEMAS["subscription_terms"],
     ("aggregates", "customer_status"): retention.CUSTOMER_STATUS_SCHEMA,
     ("aggregates", "engagement_recency"): retention.ENGAGEMENT_RECENCY_SCHEMA,
+    ("ingest", "costs"): CLEAN_SCHEMAS["costs"],
+    ("aggregates", "campaign_contacts"): campaigns.CAMPAIGN_CONTACTS_SCHEMA,
+    ("aggregates", "campaign_starts"): campaigns.CAMPAIGN_STARTS_SCHEMA,
+    ("aggregates", "ad_clicks"): campaigns.AD_CLICKS_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -164,6 +168,14 @@ EXPECTED: dict[str, list[tuple]] = {
     "winback_conversion_rate": [(0.0, 0.0, N, "ratio")],
     "renewal_rate": [(N, 0.0, 0.0, N, "ratio")],
     "reengagement_rate": [(0.0, 0.0, N, "ratio")],
+    # no cost and no new customer: only the total row (channels are open values)
+    "cac": [(N, 0.0, 0.0, N, "currency")],
+    "crc": [(0.0, 0.0, N, "currency")],
+    # no campaign: the pooled rates are 0 / 0, the lift and its interval null
+    "incremental_lift": [(N, N, N, N, N, "percent"), (N, "ci_high", N, N, N, "percent"),
+                         (N, "ci_low", N, N, N, "percent"), (N, "conversion_rate_holdout", 0.0, 0.0, N, "percent"),
+                         (N, "conversion_rate_sent", 0.0, 0.0, N, "percent"), (N, "lift", N, N, N, "percent")],
+    "ad_conversion_rate": [(0.0, 0.0, N, "ratio")],
 }
 
 
@@ -262,6 +274,12 @@ BUILDERS = {
     "engagement_recency": (lambda: retention.update_engagement_recency(
         None, stored(aggregates.PERSON_ENGAGEMENT_SCHEMA), MERGES, D), retention.ENGAGEMENT_RECENCY_SCHEMA,
         ["person_id"]),
+    "campaign_contacts": (lambda: campaigns.daily_campaign_contacts(EVENTS, IDENTITY_MAP),
+                          campaigns.CAMPAIGN_CONTACTS_SCHEMA, campaigns.CAMPAIGN_CONTACTS_PK),
+    "campaign_starts": (lambda: campaigns.update_campaign_starts(
+        None, stored(campaigns.CAMPAIGN_CONTACTS_SCHEMA)), campaigns.CAMPAIGN_STARTS_SCHEMA, ["campaign_id"]),
+    "ad_clicks": (lambda: campaigns.daily_ad_clicks(EVENTS, IDENTITY_MAP), campaigns.AD_CLICKS_SCHEMA,
+                  ["person_id"]),
 }
 
 
