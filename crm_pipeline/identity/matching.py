@@ -166,6 +166,8 @@ BLOCKING_RULES: tuple[str, ...] = (
     "phone",
     "full_name_either_order",
     "last_name_soundex_and_birth_year",
+    "address_line",
+    "first_name_and_city",
 )
 
 
@@ -350,6 +352,7 @@ class _Features:
     last: np.ndarray
     name_vocab: np.ndarray
     full_name: np.ndarray  # code of the (first, last) pair, for term frequencies
+    name_either_order: np.ndarray  # code of the unordered {first, last} pair
     dob: np.ndarray  # code of the date (ordered like the dates)
     dob_year: np.ndarray
     dob_month: np.ndarray
@@ -390,6 +393,7 @@ def _features(profiles: pd.DataFrame, config: MatchingConfig) -> _Features:
     first, last = name_codes[:n], name_codes[n:]
     both = (first >= 0) & (last >= 0)
     full_name = _int_codes(first * (len(name_vocab) + 1) + last, both)
+    either_order = _int_codes(np.minimum(first, last) * (len(name_vocab) + 1) + np.maximum(first, last), both)
 
     # date of birth: placeholders and impossible years are missing
     dob = pd.to_datetime(profiles["date_of_birth"].astype(object), errors="coerce")
@@ -452,6 +456,7 @@ def _features(profiles: pd.DataFrame, config: MatchingConfig) -> _Features:
         last=last,
         name_vocab=name_vocab,
         full_name=full_name,
+        name_either_order=either_order,
         dob=dob_codes,
         dob_year=dob_year,
         dob_month=dob_month,
@@ -475,6 +480,7 @@ def _features(profiles: pd.DataFrame, config: MatchingConfig) -> _Features:
                 "first": tf(first),
                 "last": tf(last),
                 "full_name": tf(full_name),
+                "name_either_order": tf(either_order),
                 "postcode": tf(postcode_codes),
                 "city": tf(city_codes),
                 "postcode_address": tf(pc_addr_codes),
@@ -510,6 +516,10 @@ def _blocking_key(rule: str, f: _Features) -> np.ndarray:
         return _combine(np.minimum(f.first, f.last), np.maximum(f.first, f.last))
     if rule == "last_name_soundex_and_birth_year":
         return _combine(f.soundex, np.where(f.dob >= 0, f.dob_year, -1))
+    if rule == "address_line":
+        return f.address
+    if rule == "first_name_and_city":
+        return _combine(f.first, f.city)
     raise ValueError(f"unknown blocking rule {rule!r}")
 
 
@@ -631,7 +641,12 @@ def _compare_chunk(f: _Features, i: np.ndarray, j: np.ndarray, config: MatchingC
         [N_EXACT, N_SWAPPED, N_FUZZY_HIGH, N_FUZZY_LOW, N_FIRST_ONLY, N_LAST_ONLY],
         N_ELSE,
     )
-    gamma[:, NAME] = np.where(names_ok, level, -1)
+    # one part missing on either side: the other part still speaks when it agrees exactly (FEBRL leaves given
+    # names out); a missing part is no disagreement, so these pairs pass the name gate (`_name_gate`)
+    only_last = ~names_ok & (la >= 0) & (lb >= 0) & (la == lb)
+    only_first = ~names_ok & (fa >= 0) & (fb >= 0) & (fa == fb)
+    level = np.where(names_ok, level, np.select([only_last, only_first], [N_LAST_ONLY, N_FIRST_ONLY], -1))
+    gamma[:, NAME] = level
 
     # date of birth
     da, db = f.dob[i], f.dob[j]
@@ -752,7 +767,7 @@ def _log2_ratio_table(m: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def _run_em(
-    gamma: np.ndarray, config: MatchingConfig
+    gamma: np.ndarray, config: MatchingConfig, u_random: tuple[np.ndarray, ...]
 ) -> tuple[tuple[np.ndarray, ...], float, int]:
     """m and the share of matches among the given blocked pairs, by EM (MAP M-step for m).
 
@@ -774,8 +789,10 @@ def _run_em(
     seen = np.flatnonzero(multiplicity)
     multiplicity = multiplicity[seen]
     patterns = np.stack([(seen // st) % sz - 1 for st, sz in zip(strides, sizes, strict=True)], axis=1)
-    # start: every blocked pair a non-match, a 1% share of matches with the prior m
-    u_blocked = [np.maximum(c, 1.0) / np.maximum(c, 1.0).sum() for c in _level_counts(patterns, multiplicity)]
+    # start: the prior m, the random-pair u and a 1% share of matches. (Starting from "every blocked pair a
+    # non-match" fails when blocking is tight: if most blocked pairs are matches, that start already describes
+    # the matches as non-matches and EM stays there.)
+    u_blocked = [u.copy() for u in u_random]
     share = 0.01
     idx = patterns.astype(np.int64) + 1
     for iterations in range(1, config.em_iterations + 1):  # noqa: B007 - the count is reported
@@ -831,6 +848,8 @@ def _log2_bayes_factors(
     t = f.tf
     tf_name = t["full_name"][np.maximum(f.full_name[i], 0)]
     tf_adjust(NAME, N_EXACT, tf_name)
+    # a swapped name is as common as the name in either order ("Nguyen Lachlan" is a Lachlan Nguyen)
+    tf_adjust(NAME, N_SWAPPED, t["name_either_order"][np.maximum(f.name_either_order[i], 0)])
     tf_adjust(NAME, N_FIRST_ONLY, t["first"][np.maximum(f.first[i], 0)])
     tf_adjust(NAME, N_LAST_ONLY, t["last"][np.maximum(f.last[i], 0)])
     pa_i, pa_j = np.maximum(f.postcode_address[i], 0), np.maximum(f.postcode_address[j], 0)
@@ -841,11 +860,17 @@ def _log2_bayes_factors(
     return total
 
 
-def _name_gate(gamma: np.ndarray) -> np.ndarray:
-    """Pairs whose names do not veto a merge (see the module docstring, "Acceptance")."""
+def _name_gate(gamma: np.ndarray, name_part_missing: np.ndarray) -> np.ndarray:
+    """Pairs whose names do not veto a merge (see the module docstring, "Acceptance").
+
+    `name_part_missing`: a first or last name missing on either side of the pair (a missing part is no
+    disagreement).
+    """
     name = gamma[:, NAME]
     contact = (gamma[:, EMAIL] >= E_LOCAL_EXACT) | (gamma[:, PHONE] == P_EXACT)
-    return (name == -1) | (name >= N_FUZZY_LOW) | ((name == N_FIRST_ONLY) & contact)
+    # no email and no phone comparable on the pair: nothing tells a household member from a typo, the score decides
+    no_contact = (gamma[:, EMAIL] == -1) & (gamma[:, PHONE] == -1)
+    return (name == -1) | (name >= N_FUZZY_LOW) | ((name == N_FIRST_ONLY) & contact) | no_contact | name_part_missing
 
 
 def _empty_result() -> pd.DataFrame:
@@ -901,7 +926,7 @@ def match_profiles(
     gamma = _compare(f, i, j, config)
 
     in_sample = sample[i] | sample[j]
-    m, share, iterations = _run_em(gamma[in_sample], config)
+    m, share, iterations = _run_em(gamma[in_sample], config, u)
     lam = config.probability_two_random_records_match
     if lam is None:
         n, s = f.size, int(sample.sum())
@@ -916,7 +941,8 @@ def match_profiles(
     probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
     accept = probability >= config.threshold
     if config.require_name_agreement:
-        accept &= _name_gate(gamma)
+        part_missing = (np.minimum(f.first[i], f.first[j]) < 0) | (np.minimum(f.last[i], f.last[j]) < 0)
+        accept &= _name_gate(gamma, part_missing)
     logger.info(
         "fuzzy matching: %d profiles, %d compared pairs, %d accepted (lambda=%.3g, EM iterations=%d)",
         f.size, len(i), int(accept.sum()), lam, iterations,

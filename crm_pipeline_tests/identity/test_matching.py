@@ -231,7 +231,11 @@ LEVELS: list[tuple[str, dict[str, Any], dict[str, Any], str, int]] = [
     ("first name only", {}, {"last_name": "Pemberton"}, "gamma_name", 2),
     ("last name only", {}, {"first_name": "Evander"}, "gamma_name", 1),
     ("names differ", {}, {"first_name": "Gwendolyn", "last_name": "Pryce"}, "gamma_name", 0),
-    ("placeholder name", {}, {"first_name": "Test"}, "gamma_name", -1),
+    # a placeholder is a missing name; with one part missing the other part speaks only when exact
+    ("placeholder first name, same last name", {}, {"first_name": "Test"}, "gamma_name", 1),
+    ("no first name, other last name", {}, {"first_name": None, "last_name": "Wetherbie"}, "gamma_name", -1),
+    ("no last name, same first name", {}, {"last_name": None}, "gamma_name", 2),
+    ("no names on one side", {}, {"first_name": None, "last_name": "Unknown"}, "gamma_name", -1),
     ("birth date exact", {}, {}, "gamma_date_of_birth", 2),
     ("day and month transposed", {"date_of_birth": dt.date(1977, 4, 9)}, {"date_of_birth": dt.date(1977, 9, 4)},
      "gamma_date_of_birth", 1),
