@@ -635,8 +635,8 @@ def _compare_chunk(f: _Features, i: np.ndarray, j: np.ndarray, config: MatchingC
             swapped >= high,
             both >= high,
             both >= low,
-            fa == fb,
-            la == lb,
+            (fa == fb) | (jw_first >= high),
+            (la == lb) | (jw_last >= high),
         ],
         [N_EXACT, N_SWAPPED, N_FUZZY_HIGH, N_FUZZY_LOW, N_FIRST_ONLY, N_LAST_ONLY],
         N_ELSE,
@@ -850,8 +850,10 @@ def _log2_bayes_factors(
     tf_adjust(NAME, N_EXACT, tf_name)
     # a swapped name is as common as the name in either order ("Nguyen Lachlan" is a Lachlan Nguyen)
     tf_adjust(NAME, N_SWAPPED, t["name_either_order"][np.maximum(f.name_either_order[i], 0)])
-    tf_adjust(NAME, N_FIRST_ONLY, t["first"][np.maximum(f.first[i], 0)])
-    tf_adjust(NAME, N_LAST_ONLY, t["last"][np.maximum(f.last[i], 0)])
+    # one part agreeing may agree fuzzily ("mattehws" / "matthews"): the typo is rare, the name is not, so the
+    # larger of the two frequencies counts
+    tf_adjust(NAME, N_FIRST_ONLY, np.maximum(t["first"][np.maximum(f.first[i], 0)], t["first"][np.maximum(f.first[j], 0)]))
+    tf_adjust(NAME, N_LAST_ONLY, np.maximum(t["last"][np.maximum(f.last[i], 0)], t["last"][np.maximum(f.last[j], 0)]))
     pa_i, pa_j = np.maximum(f.postcode_address[i], 0), np.maximum(f.postcode_address[j], 0)
     # fuzzy-equal addresses have two frequencies: the larger one is the cautious choice
     tf_adjust(ADDRESS, A_POSTCODE_ADDRESS, np.maximum(t["postcode_address"][pa_i], t["postcode_address"][pa_j]))

@@ -230,6 +230,11 @@ LEVELS: list[tuple[str, dict[str, Any], dict[str, Any], str, int]] = [
     ("Jaro-Winkler >= 0.85", {"first_name": "Marc"}, {"first_name": "Mark"}, "gamma_name", 3),
     ("first name only", {}, {"last_name": "Pemberton"}, "gamma_name", 2),
     ("last name only", {}, {"first_name": "Evander"}, "gamma_name", 1),
+    # JW(katherine, katherina) = 0.956 and JW(wetherby, wetherbey) = 0.978 >= 0.92; JW(wetherby, pemberton) = 0.56 and
+    # JW(octavius, evander) = 0.35 < 0.85
+    ("first name only, with a typo", {"first_name": "Katherine"}, {"first_name": "Katherina", "last_name": "Pemberton"},
+     "gamma_name", 2),
+    ("last name only, with a typo", {}, {"first_name": "Evander", "last_name": "Wetherbey"}, "gamma_name", 1),
     ("names differ", {}, {"first_name": "Gwendolyn", "last_name": "Pryce"}, "gamma_name", 0),
     # a placeholder is a missing name; with one part missing the other part speaks only when exact
     ("placeholder first name, same last name", {}, {"first_name": "Test"}, "gamma_name", 1),
