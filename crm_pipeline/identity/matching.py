@@ -767,7 +767,7 @@ def _log2_ratio_table(m: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def _run_em(
-    gamma: np.ndarray, config: MatchingConfig, u_random: tuple[np.ndarray, ...]
+    gamma: np.ndarray, config: MatchingConfig
 ) -> tuple[tuple[np.ndarray, ...], float, int]:
     """m and the share of matches among the given blocked pairs, by EM (MAP M-step for m).
 
@@ -789,11 +789,21 @@ def _run_em(
     seen = np.flatnonzero(multiplicity)
     multiplicity = multiplicity[seen]
     patterns = np.stack([(seen // st) % sz - 1 for st, sz in zip(strides, sizes, strict=True)], axis=1)
-    # start: the prior m, the random-pair u and a 1% share of matches. (Starting from "every blocked pair a
-    # non-match" fails when blocking is tight: if most blocked pairs are matches, that start already describes
-    # the matches as non-matches and EM stays there.)
-    u_blocked = [u.copy() for u in u_random]
-    share = 0.01
+    # start: pairs with the top level on more than half of their comparable comparisons are the matches, the
+    # others the non-matches; m (with its prior), u_blocked and the share follow from that split. (A start
+    # from "every blocked pair a non-match" fails when blocking is tight and most blocked pairs are matches:
+    # that start already describes the matches as non-matches and EM stays there. A start from the random-pair
+    # u fails the other way: pairs agreeing on their blocking key alone, a birth date, look like matches and
+    # EM learns "same birth date" as the match class.)
+    top = np.array([len(c.levels) - 1 for c in COMPARISONS])
+    comparable = (patterns >= 0).sum(axis=1)
+    w0 = ((patterns == top).sum(axis=1) * 2 > comparable).astype(np.float64)
+    m = [
+        np.maximum((c + config.em_prior_strength * priors[k]) / (c.sum() + config.em_prior_strength), 1e-9)
+        for k, c in enumerate(_level_counts(patterns, w0 * multiplicity))
+    ]
+    u_blocked = [np.maximum(c, 1e-3) / np.maximum(c, 1e-3).sum() for c in _level_counts(patterns, (1 - w0) * multiplicity)]
+    share = float(np.clip((w0 * multiplicity).sum() / multiplicity.sum(), 0.001, 0.999))
     idx = patterns.astype(np.int64) + 1
     for iterations in range(1, config.em_iterations + 1):  # noqa: B007 - the count is reported
         log2_bf = sum(_log2_ratio_table(m[k], u_blocked[k])[idx[:, k]] for k in range(len(COMPARISONS)))
@@ -928,7 +938,7 @@ def match_profiles(
     gamma = _compare(f, i, j, config)
 
     in_sample = sample[i] | sample[j]
-    m, share, iterations = _run_em(gamma[in_sample], config, u)
+    m, share, iterations = _run_em(gamma[in_sample], config)
     lam = config.probability_two_random_records_match
     if lam is None:
         n, s = f.size, int(sample.sum())
