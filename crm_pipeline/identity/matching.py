@@ -19,7 +19,7 @@ The model: Fellegi–Sunter, the way Splink does it
 
 2. **Blocking** (`BLOCKING_RULES`, OR-ed, pairs de-duplicated): same birth date; same postcode and first
    letter of the last name; same email local part; same phone; same (first, last) name in either order; same
-   Soundex code of the last name and birth year. A block (one key value) holding more than `max_block_size`
+   Soundex code of the last name and birth year; same folded address line; same first name and city. A block (one key value) holding more than `max_block_size`
    records is skipped for that rule (a common name or an unlisted placeholder would otherwise make the
    comparison count quadratic); the other rules still see those records. With `candidates`, only pairs with
    at least one candidate are generated (cost ~ candidates x block sizes); block sizes are always measured on
@@ -30,8 +30,9 @@ The model: Fellegi–Sunter, the way Splink does it
 
    ====================  =============================================================================
    gamma_name            6 exact first and last | 5 first/last swapped (JW >= high on both)
-                         | 4 JW >= high on both parts | 3 JW >= low on both | 2 exact first name only
-                         | 1 exact last name only | 0 else
+                         | 4 JW >= high on both parts | 3 JW >= low on both | 2 first name only (exact
+                         or JW >= high) | 1 last name only (exact or JW >= high) | 0 else. One part missing
+                         on either side: 2 / 1 when the other part is exact, else no information
    gamma_date_of_birth   2 exact | 1 day/month transposed or one of year/month/day different | 0 else
    gamma_email           3 exact address | 2 exact local part | 1 local part JW >= threshold with the same
                          digits (james.king4305 / james.king1234 are two James Kings) | 0 else
@@ -48,14 +49,16 @@ The model: Fellegi–Sunter, the way Splink does it
    - u (probability of a level among non-matching pairs): counted on `u_sample_pairs` random pairs of the
      whole table (fixed `seed`; all pairs when there are fewer), with a floor of `u_minimum_count` pairs so a
      level never seen at random still has a finite weight.
-   - Term frequencies: the exact-name level uses the frequency of the (first, last) name, the exact-first-name
-     and exact-last-name levels that of the first resp. last name, the address levels that of the
+   - Term frequencies: the exact-name level uses the frequency of the (first, last) name, the swapped level
+     that of the name in either order, the first-name-only and last-name-only levels the larger frequency of
+     the two records' first resp. last names (a typo is rare, the name it misspells is not), the address levels that of the
      (postcode, address), postcode and city; for those levels u is replaced by the value's frequency in the
      whole table (Splink's TF adjustment: Bayes factor m / tf), so "John Smith" weighs less than a rare name.
    - m (probability of a level among matches): priors (`_Comparison.m_prior`) refined by EM on the blocked
      pairs touching a fixed sample of `em_sample_records` records (chosen by a hash of customer_id, so the
      sample, and therefore the model, depends only on the profile table, not on `candidates`). As in Splink,
-     u stays fixed during EM; the M-step is a MAP estimate with `em_prior_strength` pseudo-matches drawn from
+     u stays fixed during EM; EM starts from the blocked pairs split by majority (a pair with the top level on
+     more than half of its comparable comparisons is a match); the M-step is a MAP estimate with `em_prior_strength` pseudo-matches drawn from
      the priors, so a level that the sample never shows among matches keeps a small, non-zero m.
    - lambda (probability that two random records match): `probability_two_random_records_match`, or EM's
      share of matches among the sampled blocked pairs times (blocked pairs / all pairs) touching the sample.
@@ -64,11 +67,13 @@ The model: Fellegi–Sunter, the way Splink does it
    match weight: the log2 posterior odds); match_probability = 2^w / (1 + 2^w).
 
 6. **Acceptance**: match_probability >= `threshold`, and (with `require_name_agreement`) the names agree at
-   least fuzzily (level >= 3), are missing, or the first name is exact with an exact email local part or phone
-   (a changed surname). Why the gate: Fellegi–Sunter assumes the comparisons independent given the class, which
+   least fuzzily (level >= 3), are missing (wholly or one part), or the first name agrees with an exact email
+   local part or phone (a changed surname), or neither email nor phone is comparable on the pair (then nothing
+   tells a household member from a replaced first name, and the score decides). Why the gate: Fellegi–Sunter assumes the comparisons independent given the class, which
    twins and households break: same surname, birth date and address multiply into overwhelming evidence
    although a different first name says "another human". EM would even learn households as matches. A
-   different first name therefore vetoes the merge unless contact details say it is the same person.
+   different first name therefore vetoes the merge unless contact details say it is the same person, or there
+   are no contact details to ask (FEBRL-style data, where replaced first names are typing errors).
 
 `pairwise_scores` measures a result against ground truth: pairs of records inside the connected components of
 the predicted links vs pairs of records of the same true person.
