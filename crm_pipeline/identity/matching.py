@@ -19,7 +19,8 @@ The model: Fellegi–Sunter, the way Splink does it
 
 2. **Blocking** (`BLOCKING_RULES`, OR-ed, pairs de-duplicated): same birth date; same postcode and first
    letter of the last name; same email local part; same phone; same (first, last) name in either order; same
-   Soundex code of the last name and birth year; same folded address line; same first name and city. A block (one key value) holding more than `max_block_size`
+   Soundex code of the last name and birth year; same folded address line and first initial; same address
+   line and city; same first name and postcode. A block (one key value) holding more than `max_block_size`
    records is skipped for that rule (a common name or an unlisted placeholder would otherwise make the
    comparison count quadratic); the other rules still see those records. With `candidates`, only pairs with
    at least one candidate are generated (cost ~ candidates x block sizes); block sizes are always measured on
@@ -171,8 +172,9 @@ BLOCKING_RULES: tuple[str, ...] = (
     "phone",
     "full_name_either_order",
     "last_name_soundex_and_birth_year",
-    "address_line",
-    "first_name_and_city",
+    "address_line_and_first_initial",
+    "address_line_and_city",
+    "first_name_and_postcode",
 )
 
 
@@ -376,6 +378,7 @@ class _Features:
     postcode_address: np.ndarray
     soundex: np.ndarray  # of the last name
     initial: np.ndarray  # first letter of the last name
+    first_initial: np.ndarray  # first letter of the first name
     tf: Mapping[str, np.ndarray]
 
     @property
@@ -450,6 +453,7 @@ def _features(profiles: pd.DataFrame, config: MatchingConfig) -> _Features:
 
     soundex_codes, _ = _codes(_on_distinct(pd.Series(last_key, dtype=object), _soundex))
     initial_codes, _ = _codes(_on_distinct(pd.Series(last_key, dtype=object), lambda s: s.str[0]))
+    first_initial_codes, _ = _codes(_on_distinct(pd.Series(first_key, dtype=object), lambda s: s.str[0]))
 
     def tf(codes: np.ndarray) -> np.ndarray:
         # at least one slot: lookups use max(code, 0) and only read it where the value is present
@@ -480,6 +484,7 @@ def _features(profiles: pd.DataFrame, config: MatchingConfig) -> _Features:
         postcode_address=pc_addr_codes,
         soundex=soundex_codes,
         initial=initial_codes,
+        first_initial=first_initial_codes,
         tf=MappingProxyType(
             {
                 "first": tf(first),
@@ -521,10 +526,12 @@ def _blocking_key(rule: str, f: _Features) -> np.ndarray:
         return _combine(np.minimum(f.first, f.last), np.maximum(f.first, f.last))
     if rule == "last_name_soundex_and_birth_year":
         return _combine(f.soundex, np.where(f.dob >= 0, f.dob_year, -1))
-    if rule == "address_line":
-        return f.address
-    if rule == "first_name_and_city":
-        return _combine(f.first, f.city)
+    if rule == "address_line_and_first_initial":
+        return _combine(f.address, f.first_initial)
+    if rule == "address_line_and_city":
+        return _combine(f.address, f.city)
+    if rule == "first_name_and_postcode":
+        return _combine(f.first, f.postcode)
     raise ValueError(f"unknown blocking rule {rule!r}")
 
 
