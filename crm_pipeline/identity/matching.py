@@ -861,26 +861,29 @@ def _log2_bayes_factors(
     for k in range(len(COMPARISONS)):
         total += _log2_ratio_table(model.m[k], model.u[k])[idx[:, k]]
 
-    def tf_adjust(k: int, level: int, tf: np.ndarray) -> None:
-        hit = gamma[:, k] == level
-        if hit.any():
-            u_tf = np.maximum(tf[hit], 1e-12)
-            total[hit] += math.log2(model.u[k][level]) - np.log2(u_tf)
+    def tf_adjust(k: int, level: int, tf: str, codes: np.ndarray, both_sides: bool = False) -> None:
+        """u of `level` replaced by the frequency of the value (`codes`) on the pairs at that level; with
+        `both_sides` the larger frequency of the two records' values (fuzzy agreement: two spellings)."""
+        hit = np.flatnonzero(gamma[:, k] == level)
+        if not len(hit):
+            return
+        freq = f.tf[tf]
+        u_tf = freq[np.maximum(codes[i[hit]], 0)]
+        if both_sides:
+            u_tf = np.maximum(u_tf, freq[np.maximum(codes[j[hit]], 0)])
+        total[hit] += math.log2(model.u[k][level]) - np.log2(np.maximum(u_tf, 1e-12))
 
-    t = f.tf
-    tf_name = t["full_name"][np.maximum(f.full_name[i], 0)]
-    tf_adjust(NAME, N_EXACT, tf_name)
+    tf_adjust(NAME, N_EXACT, "full_name", f.full_name)
     # a swapped name is as common as the name in either order ("Nguyen Lachlan" is a Lachlan Nguyen)
-    tf_adjust(NAME, N_SWAPPED, t["name_either_order"][np.maximum(f.name_either_order[i], 0)])
+    tf_adjust(NAME, N_SWAPPED, "name_either_order", f.name_either_order)
     # one part agreeing may agree fuzzily ("mattehws" / "matthews"): the typo is rare, the name is not, so the
     # larger of the two frequencies counts
-    tf_adjust(NAME, N_FIRST_ONLY, np.maximum(t["first"][np.maximum(f.first[i], 0)], t["first"][np.maximum(f.first[j], 0)]))
-    tf_adjust(NAME, N_LAST_ONLY, np.maximum(t["last"][np.maximum(f.last[i], 0)], t["last"][np.maximum(f.last[j], 0)]))
-    pa_i, pa_j = np.maximum(f.postcode_address[i], 0), np.maximum(f.postcode_address[j], 0)
+    tf_adjust(NAME, N_FIRST_ONLY, "first", f.first, both_sides=True)
+    tf_adjust(NAME, N_LAST_ONLY, "last", f.last, both_sides=True)
     # fuzzy-equal addresses have two frequencies: the larger one is the cautious choice
-    tf_adjust(ADDRESS, A_POSTCODE_ADDRESS, np.maximum(t["postcode_address"][pa_i], t["postcode_address"][pa_j]))
-    tf_adjust(ADDRESS, A_POSTCODE, t["postcode"][np.maximum(f.postcode[i], 0)])
-    tf_adjust(ADDRESS, A_CITY, t["city"][np.maximum(f.city[i], 0)])
+    tf_adjust(ADDRESS, A_POSTCODE_ADDRESS, "postcode_address", f.postcode_address, both_sides=True)
+    tf_adjust(ADDRESS, A_POSTCODE, "postcode", f.postcode)
+    tf_adjust(ADDRESS, A_CITY, "city", f.city)
     return total
 
 
