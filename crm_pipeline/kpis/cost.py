@@ -91,8 +91,13 @@ def converted(starts: pd.DataFrame, order_book: pd.DataFrame, remap: PersonRemap
     """For each row of `starts` (person_id as of the newest identity, start_at): whether the person has an order
     of the book (refunded or not) within `days` d after start_at (start_at < ordered_at <= start_at + days) and
     before `end`."""
-    orders = pd.DataFrame({"person_id": remap(order_book["person_id"]).to_numpy(),
-                           "ordered_at": pd.to_datetime(order_book["ordered_at"], utc=True).to_numpy()})
+    at = pd.to_datetime(order_book["ordered_at"], utc=True)
+    start_at = pd.to_datetime(starts["start_at"], utc=True)
+    # only the orders that can count (after the earliest start, within `days` of the latest, before `end`), and
+    # instants kept as datetimes (to_numpy on a tz-aware column makes slow object arrays)
+    keep = ((at > start_at.min()) & (at <= start_at.max() + pd.Timedelta(days=days)) & (at < end)).to_numpy()
+    orders = pd.DataFrame({"person_id": remap(order_book["person_id"].loc[keep]).to_numpy(),
+                           "ordered_at": at.loc[keep].reset_index(drop=True)})
     matched = starts.reset_index(drop=True).reset_index().merge(orders, on="person_id")
     # typed again: a merge without rows gives untyped (object) columns
     ordered_at = pd.to_datetime(matched["ordered_at"], utc=True)
