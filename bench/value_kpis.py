@@ -14,7 +14,8 @@ customers, the generator's cost lines. There is one builder per upstream asset k
 columns with their declared Arrow types, as of a day or for a window of daily partitions; each KPI gets its
 inputs as its asset would (the declared columns only, a `date` column on windows and shifted inputs) and is
 timed on its compute and `finalise`, with `day`, `settings` and a `PersonRemap` without changes where the
-compute takes them; the `customer_rfm` state is timed too. A KPI that reads a key no builder covers is an
+compute takes them; the `customer_rfm` state is timed too. A KPI that carries its closed cells over from its
+own partition of D-1 gets that partition computed by the KPI itself (with no D-1 of its own). A KPI that reads a key no builder covers is an
 error, never skipped. Prints time per KPI, the total and the process's peak memory (the inputs of all KPIs are
 built once and held, so the peak is an upper bound of any one asset's). Speed targets are checked here, never
 in timed tests.
@@ -42,6 +43,7 @@ from crm_pipeline.kpis.assets import ALL_KPIS
 from crm_pipeline.kpis.framework import KpiDefinition, KpiInput, finalise
 from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.kpis.states import ORDER_BOOK_DAYS
+from crm_pipeline.metadata import arrow_table
 from crm_pipeline.settings import Settings
 
 D = dt.date(2026, 11, 30)
@@ -503,13 +505,13 @@ class Inputs:
     """Each KPI's inputs as its asset receives them, built for that KPI and dropped after it (so the process's
     peak is the world plus one KPI's inputs and work, as close to one asset's run as one process gets)."""
 
-    def __init__(self, world: World):
-        self.world = world
+    def __init__(self, world: World, settings: Settings):
+        self.world, self.settings = world, settings
 
     def table(self, key: tuple[str, ...], first: dt.date, last: dt.date, window: bool) -> pa.Table:
-        if key not in BUILDERS:
+        if key not in BUILDERS and not self._kpi(key):
             raise KeyError(f"no builder for the input {'/'.join(key)}: add one to bench/value_kpis.py")
-        build = BUILDERS[key]
+        build = BUILDERS.get(key) or (lambda w, first, last: (self.kpi_partition(self._kpi(key), last), None))
         table, dates = build(self.world, first, last)
         if dates is None and first != last:  # a state read over several days: one partition a day
             days = pd.date_range(first, last).date
@@ -532,6 +534,23 @@ class Inputs:
     def of(self, kpi: KpiDefinition) -> dict[str, pd.DataFrame]:
         return {i.name: self.frame(i) for i in kpi.inputs}
 
+    @staticmethod
+    def _kpi(key: tuple[str, ...]) -> KpiDefinition | None:
+        return next((k for k in ALL_KPIS if ("kpi", k.name) == tuple(key)), None)
+
+    def kpi_partition(self, kpi: KpiDefinition, day: dt.date) -> pa.Table:
+        """A KPI's own partition of `day` (a KPI that carries its closed cells over from D-1 reads it): computed
+        from its inputs of `day`, its own previous partition missing (a first run, which builds from the states)."""
+        frames = {i.name: (self.empty(kpi.schema, window=i.window_days > 1 or i.offset_days > 0)
+                           if tuple(i.key) == ("kpi", kpi.name) else self.frame(i, day)) for i in kpi.inputs}
+        frame = finalise(kpi, kpi.compute(**frames, **arguments(kpi, self.settings, day)))
+        return arrow_table(frame, kpi.schema)
+
+    @staticmethod
+    def empty(schema: pa.Schema, window: bool) -> pd.DataFrame:
+        table = schema.empty_table()
+        return (table.append_column("date", pa.array([], pa.string())) if window else table).to_pandas()
+
 
 def resident_mb() -> float:
     """The process's resident memory now (Linux), beside the peak so far."""
@@ -541,20 +560,25 @@ def resident_mb() -> float:
         return float("nan")
 
 
-def arguments(kpi: KpiDefinition, settings: Settings) -> dict[str, object]:
+def arguments(kpi: KpiDefinition, settings: Settings, day: dt.date = D) -> dict[str, object]:
     """The extra arguments the KPI asset passes: the day, the settings, persons without identity changes."""
-    return {**({"day": D} if kpi.needs_day else {}), **({"settings": settings} if kpi.needs_settings else {}),
+    return {**({"day": day} if kpi.needs_day else {}), **({"settings": settings} if kpi.needs_settings else {}),
             **({"remap": PersonRemap.none()} if kpi.needs_remap else {})}
+
+
+def settings_for(history_days: int) -> Settings:
+    """The reporting timezone UTC; the pipeline started on the first day of the history."""
+    return Settings(landing_root="-", warehouse_root="-", database_url="sqlite://", timezone="UTC",
+                    start_date=D - dt.timedelta(days=history_days - 1))
 
 
 def run(scale: float, history_days: int, report: Callable[[str], None] = lambda line: None
         ) -> dict[str, tuple[float, pd.DataFrame]]:
     """{KPI (or customer_rfm): (seconds of compute + finalise, its rows)} on a world of that size."""
-    settings = Settings(landing_root="-", warehouse_root="-", database_url="sqlite://", timezone="UTC",
-                        start_date=D - dt.timedelta(days=history_days - 1))
+    settings = settings_for(history_days)
     t0 = time.perf_counter()
     world = World(scale, history_days)
-    inputs = Inputs(world)
+    inputs = Inputs(world, settings)
     report(f"world built in {time.perf_counter() - t0:.1f} s: {world.persons:,} persons, {len(world.o_at):,} "
            f"orders over {history_days} days, {len(world.r_at):,} refunds, {len(world.c_person):,} customers; "
            f"{resident_mb():.0f} MB resident")

@@ -80,7 +80,7 @@ def test_the_order_book_holds_548_days_and_the_refunds_up_to_its_day(world):
     assert (both["refunded_then"] < both["refunded_now"]).any() or not len(world.r_at)
 
 def test_a_window_input_carries_each_rows_day_and_only_its_columns(world):
-    inputs = bench.Inputs(world)
+    inputs = bench.Inputs(world, bench.settings_for(730))
     frame = inputs.frame(KpiInput("email_sends", ("aggregates", "email_sends"), window_days=30))
     assert list(frame.columns) == [*SCHEMAS[("aggregates", "email_sends")].names, "date"]
     # one campaign a weekday: 2026-11-01..11-30 has 21 weekdays, each with 32% of the 200 persons (64)
@@ -94,5 +94,14 @@ def test_a_kpi_reading_an_input_without_a_builder_fails_loudly(world):
     kpi = next(k for k in bench.benchmarked() if k.name == "ltv")
     unknown = dataclasses.replace(kpi, inputs=(KpiInput("mystery", ("aggregates", "mystery")),))
     with pytest.raises(KeyError, match="no builder for the input aggregates/mystery"):
-        bench.Inputs(world).of(unknown)
+        bench.Inputs(world, bench.settings_for(730)).of(unknown)
 
+
+
+def test_a_kpi_reading_its_own_previous_partition_gets_it_computed_by_the_kpi(world):
+    ltv = next(k for k in bench.benchmarked() if k.name == "ltv")
+    inputs = bench.Inputs(world, bench.settings_for(730))
+    previous = inputs.frame(KpiInput("previous", ("kpi", "ltv"), offset_days=1))
+    assert list(previous.columns) == [*ltv.schema.names, "date"] and set(previous["date"]) == {"2026-11-29"}
+    # the total row and, per window (12m, 18m), its own row, 3 tenure and 4 frequency buckets: 1 + 2 x 8
+    assert len(previous) == 17
