@@ -263,10 +263,12 @@ def _daily(build: Callable[[World, dt.date], tuple[dict[str, object], int]], sch
     """A builder of a daily asset: the partitions first..last, concatenated, with each row's partition."""
     def builder(w: World, first: dt.date, last: dt.date) -> tuple[pa.Table, pa.Array]:
         tables, dates = [], []
-        for day in pd.date_range(first, last).date:
+        for day in pd.date_range(max(first, w.first_day), last).date:  # no partition before the first day
             columns, n = build(w, day)
             tables.append(_table(_schema(schema), columns, n))
             dates.append(pa.array(np.full(n, day.isoformat(), dtype=object), pa.string()))
+        if not tables:
+            return _schema(schema).empty_table(), pa.array([], pa.string())
         return pa.concat_tables(tables), pa.concat_arrays(dates)
     return builder
 
@@ -450,10 +452,11 @@ def customer_status(w: World, first: dt.date, last: dt.date) -> tuple[pa.Table, 
 
 
 def engagement_recency(w: World, first: dt.date, last: dt.date) -> tuple[pa.Table, None]:
-    """Each person ever engaged (85%) with the latest day they did, up to `last`."""
+    """Each person ever engaged (85%) with the latest day they did, up to `last`, from the pipeline's first day."""
     rng = np.random.default_rng(w.seed + 4)
-    persons = np.flatnonzero(rng.random(w.persons) < 0.85)
-    back = np.minimum(rng.exponential(1 / np.maximum(w.activity[persons], 0.01) * 3), w.history_days - 1)
+    seen = (last - w.first_day).days + 1  # the days of engagement the pipeline has seen by `last`
+    persons = np.flatnonzero(rng.random(w.persons) < (0.85 if seen > 0 else 0.0))
+    back = np.minimum(rng.exponential(1 / np.maximum(w.activity[persons], 0.01) * 3), seen - 1)
     days = (w.day_number(last) - back.astype(np.int64)).astype("datetime64[D]")
     return _table(_schema("crm_pipeline.kpis.retention:ENGAGEMENT_RECENCY_SCHEMA"), {
         "person_id": w.pids(persons), "last_engaged_date": pa.array(days)}, len(persons)), None
@@ -583,32 +586,40 @@ def run(scale: float, history_days: int, report: Callable[[str], None] = lambda 
            f"orders over {history_days} days, {len(world.r_at):,} refunds, {len(world.c_person):,} customers; "
            f"{resident_mb():.0f} MB resident")
     out: dict[str, tuple[float, pd.DataFrame]] = {}
+    report(f"  {'':<24} {'compute':>8} {'':>10} {'inputs in':>9} {'new peak':>8}   (compute + finalise; resident "
+           "memory with the KPI's inputs loaded; the process's peak when the compute raised it)")
     loyalty = importlib.import_module("crm_pipeline.kpis.loyalty")
     if hasattr(loyalty, "customer_rfm_asset"):  # the state the loyalty KPIs come with: timed as its asset runs it
         book_frame = inputs.frame(KpiInput("order_book", ("aggregates", "order_book"), columns=(
             "person_id", "ordered_at", "order_day", "net_revenue", "fully_refunded")))
-        before = resident_mb()
+        before, peak_before = resident_mb(), peak_mb()
         t0 = time.perf_counter()
         frame = loyalty.customer_rfm(loyalty.customer_summaries(book_frame, PersonRemap.none(), D))
         out["customer_rfm"] = (time.perf_counter() - t0, frame)
-        report(_line("customer_rfm (state)", *out["customer_rfm"], before) + f"   inputs: order_book {len(book_frame):,}")
+        report(_line("customer_rfm (state)", *out["customer_rfm"], before, peak_before) + f"   inputs: order_book {len(book_frame):,}")
         del book_frame
     for kpi in benchmarked():
         frames = inputs.of(kpi)
         sizes = ", ".join(f"{name} {len(f):,}" for name, f in frames.items())
-        before = resident_mb()
+        before, peak_before = resident_mb(), peak_mb()
         t0 = time.perf_counter()
         frame = finalise(kpi, kpi.compute(**frames, **arguments(kpi, settings)))
         out[kpi.name] = (time.perf_counter() - t0, frame)
-        report(_line(kpi.name, *out[kpi.name], before) + f"   inputs: {sizes}")
+        report(_line(kpi.name, *out[kpi.name], before, peak_before) + f"   inputs: {sizes}")
         del frames
         gc.collect()
     return out
 
 
-def _line(name: str, seconds: float, frame: pd.DataFrame, before: float) -> str:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return f"  {name:<26} {seconds:6.2f} s  {len(frame):4d} rows  {before:5.0f} MB with inputs, peak so far {peak:5.0f} MB"
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _line(name: str, seconds: float, frame: pd.DataFrame, before: float, peak_before: float) -> str:
+    """Time and rows; resident memory with the inputs loaded, and the process's peak if the compute raised it."""
+    peak = peak_mb()
+    raised = f"{peak:5.0f} MB" if peak > peak_before else "     -  "
+    return f"  {name:<24} {seconds:6.2f} s {len(frame):5d} rows {before:6.0f} MB {raised}"
 
 
 def main() -> None:
@@ -619,7 +630,7 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args.scale, args.history_days, print)
     total = sum(seconds for seconds, _ in results.values())
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mb()
     print(f"all {len(results)} (KPIs and customer_rfm): {total:.1f} s; peak memory of the process {peak:.0f} MB")
 
 
