@@ -281,18 +281,22 @@ def registrant_retention(person_engagement: pd.DataFrame, crm_customers: pd.Data
     D-N+1..D and their engagements per member."""
     registered = registrations(crm_customers, identity_map, remap, day, settings.timezone)
     registration_day = local_days(registered["registered_at"], settings.timezone)
-    dates = (pd.to_datetime(person_engagement["date"]).to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-             if "date" in person_engagement.columns
-             else np.full(len(person_engagement), np.datetime64(day, "D")))
-    engagements = pd.DataFrame({"person_id": remap(person_engagement["person_id"]).to_numpy(), "date": dates,
-                                "count": person_engagement["count_engagements"].astype(float).to_numpy()})
+    # 180 days of rows (10M on a medium day): each stored id is remapped and each partition's date parsed once
+    stored, stored_ids = person_engagement["person_id"].factorize()
+    persons = remap(pd.Series(stored_ids, dtype="string")).to_numpy()
+    if "date" in person_engagement.columns:
+        day_codes, day_values = person_engagement["date"].factorize()
+        dates = pd.to_datetime(pd.Series(day_values, dtype="string")).to_numpy(dtype="datetime64[ns]").astype(
+            "datetime64[D]")[day_codes]
+    else:
+        dates = np.full(len(person_engagement), np.datetime64(day, "D"))
+    counts = person_engagement["count_engagements"].astype(float).to_numpy()
     rows = []
     for window, n in RETENTION_WINDOWS.items():
         cohort = registered.index[registration_day == np.datetime64(day - dt.timedelta(days=n), "D")]
         first = np.datetime64(day - dt.timedelta(days=n - 1), "D")
-        inside = engagements.loc[(engagements["date"] >= first).to_numpy()
-                                 & engagements["person_id"].isin(cohort).to_numpy()]
-        per_person = inside.groupby("person_id")["count"].sum()
+        inside = pd.Index(persons).isin(cohort)[stored] & (dates >= first)
+        per_person = pd.Series(counts[inside]).groupby(persons[stored[inside]]).sum()
         members = float(len(cohort))
         rows += [quotient(float((per_person > 0).sum()), members, "ratio", metric="retention_rate", window=window),
                  quotient(float(per_person.sum()), members, "count", metric="avg_engagements", window=window)]
