@@ -30,6 +30,7 @@ from crm_pipeline.kpis.framework import (
     standard_checks,
 )
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
+from crm_pipeline.kpis.lifetime import KPIS as LIFETIME_KPIS
 from crm_pipeline.kpis.loyalty import KPIS as LOYALTY_KPIS
 from crm_pipeline.kpis.loyalty import customer_rfm_asset
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
@@ -50,7 +51,7 @@ from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
 ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS, *SALES_KPIS,
-                                      *SERVICE_KPIS, *CLV_KPIS, *LOYALTY_KPIS, *VALUE_KPIS)
+                                      *SERVICE_KPIS, *CLV_KPIS, *LOYALTY_KPIS, *VALUE_KPIS, *LIFETIME_KPIS)
 IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),

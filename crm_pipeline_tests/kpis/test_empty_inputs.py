@@ -153,6 +153,10 @@ EXPECTED: dict[str, list[tuple]] = {
         (N, N), (N, "0-89"), (N, "365+"), (N, "90-364"), ("1", N), ("2-3", N), ("4-6", N), ("7+", N))],
     # no campaign sent: only the pooled total, 0 / 0
     "revenue_per_recipient": [(N, 0.0, 0.0, N, "currency")],
+    # no active customer at D-30: churn, lifetime, clv and its margin are null; no order: aov 0 / 0
+    "clv": [(N, N, N, N, "currency"), ("annual_churn", N, N, N, "ratio"), ("aov", 0.0, 0.0, N, "currency"),
+            ("clv", N, N, N, "currency"), ("clv_margin", N, N, N, "currency"),
+            ("orders_per_customer", 0.0, 0.0, N, "count")],
 }
 
 
