@@ -18,7 +18,7 @@ from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCH
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
-from crm_pipeline.kpis import aggregates, audiences, clv, loyalty, states, value
+from crm_pipeline.kpis import aggregates, audiences, clv, lifetime, loyalty, states, value
 from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
@@ -57,6 +57,7 @@ SCHEMAS = {
     ("aggregates", "refund_ledger"): states.REFUND_LEDGER_SCHEMA,
     ("aggregates", "email_sends"): value.EMAIL_SENDS_SCHEMA,
     ("attribution", "journey_touches"): JOURNEY_TOUCHES_SCHEMA,
+    lifetime.COHORT_RETENTION: next(k for k in lifetime.KPIS if k.name == "cohort_retention").schema,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -157,6 +158,8 @@ EXPECTED: dict[str, list[tuple]] = {
     "clv": [(N, N, N, N, "currency"), ("annual_churn", N, N, N, "ratio"), ("aov", 0.0, 0.0, N, "currency"),
             ("clv", N, N, N, "currency"), ("clv_margin", N, N, N, "currency"),
             ("orders_per_customer", 0.0, 0.0, N, "count")],
+    # no order ever: no cohort; the headline cohort is empty: retention 0 / 0
+    "cohort_retention": [(N, N, N, N, 0.0, 0.0, N, "ratio")],
 }
 
 
