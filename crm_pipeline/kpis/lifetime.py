@@ -4,7 +4,15 @@
 of D (net of refunds, `value.net_of_refunds`). Its churn c is churn_rate's `customer` metric, computed by
 `customer_churn` from the two books.
 
-Both states hold persons as of their own day; a run carries them through the identity changes logged since
+`cohort_retention` is a matrix that grows with history, so each partition reads its own previous partition
+(self-dependency, as the states do): the months closed before the month of D are copied from partition D-1 (on
+the first day of a month, D-1 computed the month just closed as of its last day, which is its final value) and
+only the month of D is computed, from the order book and refund ledger of D and the first orders state. Without
+a usable partition D-1 (the first partition, a gap, a cohort it lacks) every month is rebuilt from the order
+book of D, each month's refund status taken back to its last day through the refunds dated after it; that
+reaches back as far as the book (548 days).
+
+The states hold persons as of their own day; a run carries them through the identity changes logged since
 (`remap`, kpis.md 2.2), so two parts merged later are one customer.
 """
 

@@ -58,9 +58,9 @@ def _ts(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
-def inputs_at(x: dt.date) -> dict[str, pd.DataFrame]:
-    """The states of day x as the pipeline builds them: the order book (refunds up to x), the refund ledger, the
-    first orders."""
+def states_at(x: dt.date) -> dict[str, pd.DataFrame]:
+    """The states of day x as the pipeline builds them, every column: the order book (refunds up to x), the
+    refund ledger, the first orders."""
     orders = [o for o in ORDERS if _ts(o[2]).date() <= x]
     refunds = [r for r in REFUNDS if _ts(r[2]).date() <= x]
     person = {o[0]: o[1] for o in orders}
@@ -82,11 +82,14 @@ def inputs_at(x: dt.date) -> dict[str, pd.DataFrame]:
         first.setdefault(p, (o, _ts(at)))
     firsts = stored(FIRST_ORDERS_SCHEMA, [{"person_id": p, "first_order_id": o, "first_ordered_at": at}
                                           for p, (o, at) in first.items()])
-    columns = {i.name: i.columns for i in KPI.inputs}
-    return {"order_book": book[list(columns["order_book"])],
-            "refund_ledger": ledger[list(columns["refund_ledger"])],
-            "first_orders": firsts[list(columns["first_orders"])], "crm_customers": CUSTOMERS,
+    return {"order_book": book, "refund_ledger": ledger, "first_orders": firsts, "crm_customers": CUSTOMERS,
             "identity_map": IDENTITY}
+
+
+def inputs_at(x: dt.date) -> dict[str, pd.DataFrame]:
+    """The KPI's inputs of day x: only the columns it declares, as the IO manager reads them."""
+    columns = {i.name: i.columns for i in KPI.inputs}
+    return {name: frame[list(columns[name])] for name, frame in states_at(x).items()}
 
 
 def stored_partition(frame: pd.DataFrame | None, day: dt.date) -> pd.DataFrame:
@@ -293,3 +296,42 @@ def test_cohort_retention_declares_its_self_dependency_and_headline():
     previous = next(i for i in KPI.inputs if i.name == "previous")
     assert previous.key == ("kpi", "cohort_retention") and previous.offset_days == 1
     assert previous.partition_mapping == dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+
+
+def test_two_partitions_materialise_and_the_second_reads_the_first(tmp_path):
+    """A real Dagster run: stub upstream states (this file's world) through the Parquet IO manager; partition
+    2026-09-30 (the first: no previous partition, rebuilt) then 2026-10-01, which carries September from it."""
+    import pyarrow as pa
+
+    from crm_pipeline.kpis.assets import kpi_asset
+    from crm_pipeline.resources import PipelineSettingsResource
+    from crm_pipeline.storage.io_manager import ParquetIOManager
+
+    first = dt.date(2026, 9, 30)
+    partitions = dg.DailyPartitionsDefinition(start_date=first.isoformat())
+    settings = Settings(landing_root=str(tmp_path / "l"), warehouse_root=str(tmp_path / "w"),
+                        database_url="sqlite://", start_date=first)
+
+    def stub(name: str, key: tuple[str, ...]) -> dg.AssetsDefinition:
+        @dg.asset(key=dg.AssetKey(list(key)), partitions_def=partitions, name=None)
+        def state(context: dg.AssetExecutionContext):
+            frame = states_at(dt.date.fromisoformat(context.partition_key))[name]
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        return state
+
+    stubs = [stub(i.name, i.key) for i in KPI.inputs if i.name != "previous"]
+    resources = {"io_manager": ParquetIOManager(base_path=settings.warehouse_root, storage_options={}),
+                 "settings": PipelineSettingsResource.from_settings(settings)}
+    for day in (first, first + dt.timedelta(days=1)):
+        result = dg.materialize([*stubs, kpi_asset(KPI, partitions)], partition_key=day.isoformat(),
+                                resources=resources)
+        assert result.success
+        failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+        assert failed == []
+        metadata = result.asset_materializations_for_node("kpi__cohort_retention")[0].metadata
+        assert metadata["rebuilt_from_order_book"].value is (day == first)
+        written = pd.read_parquet(tmp_path / "w" / "kpi" / "cohort_retention" / f"date={day}" / "part.parquet")
+        assert records(written) == records(DAILY[day])
+    # September's cells: cohort 2026-08 months 0-1 and 2026-09 month 0 in all (3 cells), per channel 2026-08
+    # email and paid_search months 0-1 and 2026-09 email month 0 (5 cells): 8 cells x 3 metrics
+    assert metadata["carried_rows"].value == 24
