@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, PERSON_LOOKUP_COLUMNS
+from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCHEMA, PERSON_LOOKUP_COLUMNS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.kpis.aggregates import FIRST_ORDERS_SCHEMA
 from crm_pipeline.kpis.framework import finalise, standard_checks
@@ -243,6 +243,33 @@ def test_a_missing_previous_partition_without_columns_is_rebuilt_too():
     result = KPI.compute(**inputs_at(dt.date(2026, 8, 10)), previous=pd.DataFrame({"date": []}),
                          remap=NO_CHANGES, day=dt.date(2026, 8, 10), settings=SETTINGS)
     pd.testing.assert_frame_equal(finalise(KPI, result), DAILY[dt.date(2026, 8, 10)])
+
+
+def test_persons_merged_later_are_one_member_of_the_earliest_cohort():
+    # P3 merged into P1 after 2026-10-15, the day re-run from scratch: P3's orders are P1's, whose first order
+    # (o1, August) puts them in cohort 2026-08 = {P1, P2}; cohort 2026-09 is now empty.
+    # September: P1 (o3, o4), P2 (o5): 2/2; 40 + 80 + 30 - r2 10 = 140; cumulative (150 + 140) / 2 = 145
+    # October to the 15th: no order (o7 is on the 20th), r1 80 of o4 dated October 3: 0/2; -80; 210 / 2 = 105
+    merged = PersonRemap(stored(IDENTITY_MERGES_SCHEMA, [{"change_date": dt.date(2026, 10, 20), "kind": "merge",
+                                                          "kept_person_id": "P1", "other_person_id": "P3",
+                                                          "reason": "x"}]))
+    day = dt.date(2026, 10, 15)
+    frame = finalise(KPI, KPI.compute(**inputs_at(day), previous=stored_partition(None, day), remap=merged,
+                                      day=day, settings=SETTINGS))
+    assert cells(frame) == [
+        ("2026-08", "0", "cumulative_revenue_per_customer", 150.0, 2.0, 75.0),
+        ("2026-08", "0", "retention", 2.0, 2.0, 1.0), ("2026-08", "0", "revenue", 150.0, N, 150.0),
+        ("2026-08", "1", "cumulative_revenue_per_customer", 290.0, 2.0, 145.0),
+        ("2026-08", "1", "retention", 2.0, 2.0, 1.0), ("2026-08", "1", "revenue", 140.0, N, 140.0),
+        ("2026-08", "2", "cumulative_revenue_per_customer", 210.0, 2.0, 105.0),
+        ("2026-08", "2", "retention", 0.0, 2.0, 0.0), ("2026-08", "2", "revenue", -80.0, N, -80.0),
+        ("2026-09", "0", "cumulative_revenue_per_customer", 0.0, 0.0, N),
+        ("2026-09", "0", "retention", 0.0, 0.0, N), ("2026-09", "0", "revenue", 0.0, N, 0.0),
+        ("2026-09", "1", "cumulative_revenue_per_customer", 0.0, 0.0, N),
+        ("2026-09", "1", "retention", 0.0, 0.0, N), ("2026-09", "1", "revenue", 0.0, N, 0.0),
+        ("2026-10", "0", "cumulative_revenue_per_customer", 0.0, 0.0, N),
+        ("2026-10", "0", "retention", 0.0, 0.0, N), ("2026-10", "0", "revenue", 0.0, N, 0.0)]
+    assert total(frame) == (2.0, 2.0, 1.0, "ratio")  # c* = 2026-08, month 1
 
 
 def test_refund_in_a_later_month_does_not_restate_the_month_of_its_order():
