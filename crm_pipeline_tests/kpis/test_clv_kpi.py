@@ -94,6 +94,17 @@ def test_customer_churn_counts_the_active_customers_of_d30_no_longer_active_at_d
     assert customer_churn(BOOK_D30, BOOK, D, merge("P1", "P5")) == (0.0, 3.0)
 
 
+def test_a_customer_who_lapses_and_returns_is_not_churned():
+    # P7: an order on D-394 (active at D-30: D-394..D-30), none for a year, back on D-1: active at both days
+    # P8: an order on D-395, just too old for D-30; back on D: new at D, not in the churn population
+    then = stored(ORDER_BOOK_SCHEMA, [order("a1", "P7", 394, 10.0), order("b1", "P8", 395, 10.0)])
+    now = stored(ORDER_BOOK_SCHEMA, [order("a1", "P7", 394, 10.0), order("a2", "P7", 1, 10.0),
+                                     order("b1", "P8", 395, 10.0), order("b2", "P8", 0, 10.0)])
+    assert customer_churn(then, now, D, NO_CHANGES) == (0.0, 1.0)
+    # without the return, P7 is lost: c = 1
+    assert customer_churn(then, now.loc[now["order_id"] != "a2"], D, NO_CHANGES) == (1.0, 1.0)
+
+
 def test_expected_lifetime_is_capped_at_ten_years():
     assert expected_lifetime(0.0) == 10.0
     assert expected_lifetime(0.05) == 10.0  # 1 / 0.05 = 20 > 10

@@ -362,3 +362,27 @@ def test_two_partitions_materialise_and_the_second_reads_the_first(tmp_path):
     # September's cells: cohort 2026-08 months 0-1 and 2026-09 month 0 in all (3 cells), per channel 2026-08
     # email and paid_search months 0-1 and 2026-09 email month 0 (5 cells): 8 cells x 3 metrics
     assert metadata["carried_rows"].value == 24
+
+
+def test_cohorts_and_months_are_calendar_months_of_the_reporting_timezone():
+    # New York: P1's first order at 2026-09-01T02:00Z is on August 31 local: cohort 2026-08, month 0; the
+    # order book's days are already local. D = 2026-09-01 (New York): month 1 = September, o2 at 15:00Z counts
+    new_york = Settings(landing_root="l", warehouse_root="w", database_url="sqlite://", start_date=START,
+                        timezone="America/New_York")
+    day = dt.date(2026, 9, 1)
+    book = stored(ORDER_BOOK_SCHEMA, [
+        {"order_id": o, "person_id": "P1", "ordered_at": _ts(at), "order_day": local, "currency": "USD",
+         "net_revenue": 10.0, "net_revenue_original": 10.0, "refunded_original": 0.0, "refunded": 0.0,
+         "count_refunds": 0, "fully_refunded": False}
+        for o, at, local in (("o1", "2026-09-01T02:00", dt.date(2026, 8, 31)),
+                             ("o2", "2026-09-01T15:00", dt.date(2026, 9, 1)))])
+    firsts = stored(FIRST_ORDERS_SCHEMA, [{"person_id": "P1", "first_order_id": "o1",
+                                           "first_ordered_at": _ts("2026-09-01T02:00")}])
+    columns = {i.name: list(i.columns) for i in KPI.inputs if i.columns}
+    frame = finalise(KPI, KPI.compute(
+        order_book=book[columns["order_book"]], refund_ledger=stored(REFUND_LEDGER_SCHEMA)[columns["refund_ledger"]],
+        first_orders=firsts[columns["first_orders"]], crm_customers=CUSTOMERS, identity_map=IDENTITY,
+        previous=stored_partition(None, day), remap=NO_CHANGES, day=day, settings=new_york))
+    assert [c for c in cells(frame) if c[2] == "retention"] == [("2026-08", "0", "retention", 1.0, 1.0, 1.0),
+                                                               ("2026-08", "1", "retention", 1.0, 1.0, 1.0),
+                                                               ("2026-09", "0", "retention", 0.0, 0.0, N)]
