@@ -5,6 +5,7 @@ next, a refund dated in a later month than its order, an order fully refunded wi
 cohort (null headline), the first month, the last day of a month, channels."""
 
 import datetime as dt
+import functools
 
 import dagster as dg
 import pandas as pd
@@ -118,7 +119,10 @@ def run_daily(last: dt.date, first: dt.date = START) -> dict[dt.date, pd.DataFra
     return out
 
 
-DAILY = run_daily(dt.date(2026, 11, 30))
+@functools.cache
+def daily() -> dict[dt.date, pd.DataFrame]:
+    """The partitions 2026-08-01..2026-11-30 run day by day (once per test session)."""
+    return run_daily(dt.date(2026, 11, 30))
 
 
 def cells(frame: pd.DataFrame, channel: str | None = None) -> list[tuple]:
@@ -142,9 +146,9 @@ def test_headline_cohort_is_two_months_back_except_on_the_last_day_of_a_month():
 
 def test_before_the_first_order_there_is_no_cohort_and_the_headline_is_empty():
     # 2026-08-05: no order yet: only the total row, the headline cohort 2026-06 is empty: 0 / 0
-    assert records(DAILY[dt.date(2026, 8, 5)]) == [(N, N, N, N, 0.0, 0.0, N, "ratio")]
+    assert records(daily()[dt.date(2026, 8, 5)]) == [(N, N, N, N, 0.0, 0.0, N, "ratio")]
     # 2026-08-10: cohort 2026-08 = {P1}: month 0 retained 1 / 1, revenue 100; c* = 2026-06 precedes it: 0 / 0
-    frame = DAILY[dt.date(2026, 8, 10)]
+    frame = daily()[dt.date(2026, 8, 10)]
     assert total(frame) == (0.0, 0.0, N, "ratio")
     assert cells(frame) == [("2026-08", "0", "cumulative_revenue_per_customer", 100.0, 1.0, 100.0),
                             ("2026-08", "0", "retention", 1.0, 1.0, 1.0),
@@ -198,7 +202,7 @@ MATRIX_NOV_30 = [
 
 
 def test_the_matrix_run_day_by_day_matches_the_hand_computation():
-    frame = DAILY[dt.date(2026, 11, 30)]
+    frame = daily()[dt.date(2026, 11, 30)]
     assert cells(frame) == MATRIX_NOV_30
     # the last day of November: c* = 2026-10, an empty cohort: the headline is 0 / 0, null
     assert total(frame) == (0.0, 0.0, N, "ratio")
@@ -229,7 +233,7 @@ def test_a_matrix_rebuilt_from_scratch_equals_the_carried_one(day: dt.date):
     """Without partition D-1 the asset rebuilds every month from the book of D, each month's refund status
     taken back to its last day: the same rows as the day-by-day run (a refund dated after a month leaves it)."""
     rebuilt = run(day, None)
-    pd.testing.assert_frame_equal(rebuilt, DAILY[day])
+    pd.testing.assert_frame_equal(rebuilt, daily()[day])
 
 
 def test_a_missing_previous_partition_without_columns_is_rebuilt_too():
@@ -238,11 +242,11 @@ def test_a_missing_previous_partition_without_columns_is_rebuilt_too():
     result = KPI.compute(**inputs_at(day), previous=pd.DataFrame({"date": pd.Series([], dtype="string")}),
                          remap=NO_CHANGES, day=day, settings=SETTINGS)
     assert result.metadata["rebuilt_from_order_book"] is True
-    pd.testing.assert_frame_equal(finalise(KPI, result), DAILY[day])
+    pd.testing.assert_frame_equal(finalise(KPI, result), daily()[day])
     # the first partition with an order, without a previous one: month 0 of cohort 2026-08 only
     result = KPI.compute(**inputs_at(dt.date(2026, 8, 10)), previous=pd.DataFrame({"date": []}),
                          remap=NO_CHANGES, day=dt.date(2026, 8, 10), settings=SETTINGS)
-    pd.testing.assert_frame_equal(finalise(KPI, result), DAILY[dt.date(2026, 8, 10)])
+    pd.testing.assert_frame_equal(finalise(KPI, result), daily()[dt.date(2026, 8, 10)])
 
 
 def test_persons_merged_later_are_one_member_of_the_earliest_cohort():
@@ -275,7 +279,7 @@ def test_persons_merged_later_are_one_member_of_the_earliest_cohort():
 def test_refund_in_a_later_month_does_not_restate_the_month_of_its_order():
     # 2026-10-15: r1 (80, October 3) fully refunds P3's September order o4. September stays as it closed:
     # P3 retained (1/1), revenue 80; October carries the refund: revenue -80, cumulative 0
-    frame = DAILY[dt.date(2026, 10, 15)]
+    frame = daily()[dt.date(2026, 10, 15)]
     nine = [c for c in cells(frame) if c[0] == "2026-09"]
     assert nine == [("2026-09", "0", "cumulative_revenue_per_customer", 80.0, 1.0, 80.0),
                     ("2026-09", "0", "retention", 1.0, 1.0, 1.0), ("2026-09", "0", "revenue", 80.0, N, 80.0),
@@ -287,16 +291,16 @@ def test_refund_in_a_later_month_does_not_restate_the_month_of_its_order():
 
 def test_the_month_of_d_is_partial_and_the_last_day_of_a_month_closes_it():
     # 2026-10-30: in October so far P2 has no order (o8 is on the 31st) and P1's o7 is refunded: 0/2, 25 - 25 = 0
-    oct30 = DAILY[dt.date(2026, 10, 30)]
+    oct30 = daily()[dt.date(2026, 10, 30)]
     assert [c for c in cells(oct30) if c[:2] == ("2026-08", "2")] == [
         ("2026-08", "2", "cumulative_revenue_per_customer", 210.0, 2.0, 105.0),
         ("2026-08", "2", "retention", 0.0, 2.0, 0.0), ("2026-08", "2", "revenue", 0.0, N, 0.0)]
     # 2026-10-31, the last day: o8 counts (1/2, 60); c* = 2026-09, month 1 = October: P3 no order: 0/1
-    oct31 = DAILY[dt.date(2026, 10, 31)]
+    oct31 = daily()[dt.date(2026, 10, 31)]
     assert [c for c in cells(oct31) if c[:2] == ("2026-08", "2")] == MATRIX_NOV_30[6:9]
     assert total(oct31) == (0.0, 1.0, 0.0, "ratio")
     # 2026-11-01: October is closed: its cells are carried unchanged, a fresh November column starts
-    nov1 = DAILY[dt.date(2026, 11, 1)]
+    nov1 = daily()[dt.date(2026, 11, 1)]
     oct_cells = [c for c in cells(oct31) if int(c[1]) + int(c[0][-2:]) == 10]
     assert [c for c in cells(nov1) if int(c[1]) + int(c[0][-2:]) == 10] == oct_cells
     assert [c for c in cells(nov1) if c[:2] == ("2026-08", "3")] == MATRIX_NOV_30[9:12]
@@ -306,7 +310,7 @@ def test_the_month_of_d_is_partial_and_the_last_day_of_a_month_closes_it():
 def test_closed_months_are_read_from_the_previous_partition_not_recomputed():
     # a previous partition whose closed September revenue of cohort 2026-08 says 61 instead of 60: partition
     # 2026-10-15 carries it, and October's cumulative builds on the carried cumulative (211 + 0 = 211)
-    previous = DAILY[dt.date(2026, 10, 14)].copy()
+    previous = daily()[dt.date(2026, 10, 14)].copy()
     sep = (previous["cohort"] == "2026-08") & (previous["months_since"] == "1") & previous["acquisition_channel"].isna()
     previous.loc[sep & (previous["metric"] == "revenue"), ["numerator", "value"]] = 61.0
     previous.loc[sep & (previous["metric"] == "cumulative_revenue_per_customer"), ["numerator", "value"]] = [
@@ -358,7 +362,7 @@ def test_two_partitions_materialise_and_the_second_reads_the_first(tmp_path):
         metadata = result.asset_materializations_for_node("kpi__cohort_retention")[0].metadata
         assert metadata["rebuilt_from_order_book"].value is (day == first)
         written = pd.read_parquet(tmp_path / "w" / "kpi" / "cohort_retention" / f"date={day}" / "part.parquet")
-        assert records(written) == records(DAILY[day])
+        assert records(written) == records(daily()[day])
     # September's cells: cohort 2026-08 months 0-1 and 2026-09 month 0 in all (3 cells), per channel 2026-08
     # email and paid_search months 0-1 and 2026-09 email month 0 (5 cells): 8 cells x 3 metrics
     assert metadata["carried_rows"].value == 24
