@@ -168,34 +168,43 @@ def non_refunded_at(book: pd.DataFrame, ledger: pd.DataFrame, as_of: dt.date, da
     currency in proportion to their reporting amounts (exact when the refund and the order share a currency)."""
     if as_of >= day:
         return non_refunded(book)
+    kept = np.ones(len(book), dtype=bool)
+    counted = book["count_refunds"].astype(float).fillna(0.0).to_numpy()
+    has = counted > 0  # an order without refunds at D had none at `as_of` either
+    if not has.any():
+        return kept
+    orders = book.loc[has]
     later = day_numbers(ledger["refund_day"]) > np.datetime64(as_of, "D").astype(np.int64)
     order_ids = ledger["order_id"].astype("string").to_numpy()[later]
     amounts = pd.Series(ledger["amount"].astype(float).to_numpy()[later], index=order_ids).groupby(level=0)
-    ids = book["order_id"].astype("string")
+    ids = orders["order_id"].astype("string")
     after = ids.map(amounts.sum()).fillna(0.0).to_numpy(dtype=float)
     after_count = ids.map(amounts.size()).fillna(0).to_numpy(dtype=float)
-    refunded = book["refunded"].astype(float).fillna(0.0).to_numpy()
-    share = np.divide(refunded - after, refunded, out=np.zeros(len(book)), where=refunded > 0)
-    by_then = book["refunded_original"].astype(float).fillna(0.0).to_numpy() * share
-    count_then = book["count_refunds"].astype(float).fillna(0.0).to_numpy() - after_count
-    fully = (count_then > 0) & (by_then >= book["net_revenue_original"].astype(float).to_numpy() - REFUND_TOLERANCE)
-    return ~fully
+    refunded = orders["refunded"].astype(float).fillna(0.0).to_numpy()
+    share = np.divide(refunded - after, refunded, out=np.zeros(len(orders)), where=refunded > 0)
+    by_then = orders["refunded_original"].astype(float).fillna(0.0).to_numpy() * share
+    fully = (counted[has] - after_count > 0) & (
+        by_then >= orders["net_revenue_original"].astype(float).to_numpy() - REFUND_TOLERANCE)
+    kept[has] = ~fully
+    return kept
 
 
 def month_cells(members: pd.DataFrame, cohorts: np.ndarray, book: pd.DataFrame, book_persons: np.ndarray,
                 kept: np.ndarray, ledger: pd.DataFrame, ledger_persons: np.ndarray, month: int,
-                as_of: dt.date) -> pd.DataFrame:
+                as_of: dt.date, order_day: np.ndarray | None = None,
+                refund_day: np.ndarray | None = None) -> pd.DataFrame:
     """The cells of calendar month `month` (a month number), as of the end of `as_of` (its last day, or D), for
     every cohort in `cohorts` (<= month) and every (cohort, acquisition_channel) of the members: cohort size,
     members with an order in the month non-refunded at `as_of` (`kept`), and revenue net of refunds (net revenue
-    of the members' orders in the month - refunds of their orders dated in it). acquisition_channel null: all."""
+    of the members' orders in the month - refunds of their orders dated in it). acquisition_channel null: all.
+    `order_day` / `refund_day`: the book's order days and the ledger's refund day numbers, when already known."""
     first = month_label(month).astype("datetime64[D]")
     last = np.datetime64(as_of, "D")
-    order_day = order_days(book)
+    order_day = order_days(book) if order_day is None else order_day
     in_month = (order_day >= first) & (order_day <= last)
     orders = pd.DataFrame({"person_id": book_persons[in_month], "revenue": book["net_revenue"].astype(float)
                            .fillna(0.0).to_numpy()[in_month], "kept": kept[in_month]})
-    refund_day = day_numbers(ledger["refund_day"])
+    refund_day = day_numbers(ledger["refund_day"]) if refund_day is None else refund_day
     dated = (refund_day >= first.astype(np.int64)) & (refund_day <= last.astype(np.int64))
     refunds = pd.DataFrame({"person_id": ledger_persons[dated], "revenue": -ledger["amount"].astype(float)
                             .to_numpy()[dated], "kept": False})
@@ -269,11 +278,12 @@ def cohort_retention(order_book: pd.DataFrame, refund_ledger: pd.DataFrame, firs
     rebuilt = not len(previous) or not closed <= have
     if rebuilt:  # every month from the first cohort's, each as of its last day (D for the month of D)
         frames = []
+        order_day, refund_day = order_days(order_book), day_numbers(refund_ledger["refund_day"])
         for m in (cohorts.tolist() if len(cohorts) else []):
             as_of = min(pd.Period(month_label(m).item(), "M").end_time.date(), day)
             kept = non_refunded_at(order_book, refund_ledger, as_of, day)
             frames.append(month_cells(members, cohorts, order_book, book_persons, kept, refund_ledger,
-                                      ledger_persons, m, as_of))
+                                      ledger_persons, m, as_of, order_day, refund_day))
         cells = pd.concat(frames, ignore_index=True) if frames else month_cells(
             members, cohorts, order_book, book_persons, non_refunded(order_book), refund_ledger, ledger_persons,
             month, day)
