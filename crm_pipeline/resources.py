@@ -110,6 +110,7 @@ class PipelineSettingsResource(dg.ConfigurableResource):
     business_timezone: str = ""
     sla_first_response_hours: dict[str, float] = Field(
         default_factory=lambda: {"email": 24.0, "chat": 1.0, "phone": 1.0, "social": 4.0})
+    renewal_grace_days: int = 7
     ground_truth_root: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
     allow_development_pii_key: bool = False

@@ -152,6 +152,8 @@ class Settings:
     business_timezone: str = ""
     sla_first_response_hours: Mapping[str, float] = field(
         default_factory=lambda: {"email": 24.0, "chat": 1.0, "phone": 1.0, "social": 4.0})
+    # subscription terms count for renewal_rate and churn_rate `revenue` once ended this many days before D
+    renewal_grace_days: int = 7
     # a generated world's ground truth: when set, identity records its precision/recall/F1 against it
     ground_truth_root: str | None = None
     # extra fsspec storage options for s3:// roots (the endpoint of an S3-compatible server)
@@ -219,6 +221,7 @@ class Settings:
             sla_first_response_hours=_parse_pairs(get("CRM_SLA_FIRST_RESPONSE_HOURS")
                                                   or "email=24,chat=1,phone=1,social=4",
                                                   "CRM_SLA_FIRST_RESPONSE_HOURS"),
+            renewal_grace_days=int(get("CRM_RENEWAL_GRACE_DAYS") or 7),
             ground_truth_root=_local_or_url(get("CRM_GROUND_TRUTH_ROOT"), base) if get("CRM_GROUND_TRUTH_ROOT") else None,
             storage_options=storage,
             allow_development_pii_key=_flag(get("CRM_ALLOW_DEVELOPMENT_PII_KEY"), False),
@@ -236,6 +239,8 @@ class Settings:
                              "postgresql+psycopg://user@host/db)") from None
         if not 0 <= self.schedule_hour <= 23:
             raise ValueError(f"CRM_SCHEDULE_HOUR must be 0..23, got {self.schedule_hour}")
+        if self.renewal_grace_days < 0:
+            raise ValueError(f"CRM_RENEWAL_GRACE_DAYS must be >= 0, got {self.renewal_grace_days}")
         if len(self.reporting_currency) != 3:
             raise ValueError(f"CRM_REPORTING_CURRENCY must be an ISO 4217 code, got {self.reporting_currency!r}")
         if self.crm_chunk_size < 1:

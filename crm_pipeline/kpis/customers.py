@@ -4,7 +4,9 @@ The order book of day X holds every order placed in the year up to X (at least; 
 with `fully_refunded` as of the end of X. So "active customer at X", "win-back candidate at X" and "the orders
 non-refunded at X" are questions to the book of X: a KPI that needs them at D-30 reads the book's partition
 D-30 (`order_book_input(offset_days=30)`), whose persons it carries through the identity changes since then
-(`remap`, kpis.md 2.2; declare `remap_days` to reach back to D-30).
+(`remap`, kpis.md 2.2; declare `remap_days` to reach back to D-30). A KPI that needs the book of D too cannot
+have both inputs (Dagster keys an asset's inputs by upstream asset): it reads `aggregates/customer_status` of D-30
+instead (kpis/retention.py), which gives the same persons.
 
 Every rule filters the book's days explicitly, so a longer book never changes an answer.
 """

@@ -131,6 +131,12 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
     ("twins: same surname, birth date, address and landline, different first name",
      _person(11, "Rosalind", "Featherstonehaugh"),
      {"first_name": "Evander", "email": "evander.f@mailbox.net"}, False),
+    # without any email or phone on the pair nothing tells a household member from a replaced first name: the
+    # score decides (rare surname, same birth date and address: a merge)
+    ("no contact details, first name replaced", _person(13, "Cordelia", "Pennywhistle", email=None, phone=None),
+     {"first_name": "Marguerite"}, True),
+    ("first name missing on one side, other email", _person(14, "Augustin", "Quillfeather", phone=None),
+     {"first_name": None, "email": "aq.home@post.net"}, True),
 ]
 def _case_rows() -> list[dict[str, Any]]:
     rows = []
@@ -230,8 +236,17 @@ LEVELS: list[tuple[str, dict[str, Any], dict[str, Any], str, int]] = [
     ("Jaro-Winkler >= 0.85", {"first_name": "Marc"}, {"first_name": "Mark"}, "gamma_name", 3),
     ("first name only", {}, {"last_name": "Pemberton"}, "gamma_name", 2),
     ("last name only", {}, {"first_name": "Evander"}, "gamma_name", 1),
+    # JW(katherine, katherina) = 0.956 and JW(wetherby, wetherbey) = 0.978 >= 0.92; JW(wetherby, pemberton) = 0.56 and
+    # JW(octavius, evander) = 0.35 < 0.85
+    ("first name only, with a typo", {"first_name": "Katherine"}, {"first_name": "Katherina", "last_name": "Pemberton"},
+     "gamma_name", 2),
+    ("last name only, with a typo", {}, {"first_name": "Evander", "last_name": "Wetherbey"}, "gamma_name", 1),
     ("names differ", {}, {"first_name": "Gwendolyn", "last_name": "Pryce"}, "gamma_name", 0),
-    ("placeholder name", {}, {"first_name": "Test"}, "gamma_name", -1),
+    # a placeholder is a missing name; with one part missing the other part speaks only when exact
+    ("placeholder first name, same last name", {}, {"first_name": "Test"}, "gamma_name", 1),
+    ("no first name, other last name", {}, {"first_name": None, "last_name": "Wetherbie"}, "gamma_name", -1),
+    ("no last name, same first name", {}, {"last_name": None}, "gamma_name", 2),
+    ("no names on one side", {}, {"first_name": None, "last_name": "Unknown"}, "gamma_name", -1),
     ("birth date exact", {}, {}, "gamma_date_of_birth", 2),
     ("day and month transposed", {"date_of_birth": dt.date(1977, 4, 9)}, {"date_of_birth": dt.date(1977, 9, 4)},
      "gamma_date_of_birth", 1),

@@ -18,7 +18,17 @@ from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCH
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
-from crm_pipeline.kpis import aggregates, audiences, clv, lifetime, loyalty, states, value
+from crm_pipeline.kpis import (
+    aggregates,
+    audiences,
+    campaigns,
+    clv,
+    lifetime,
+    loyalty,
+    retention,
+    states,
+    value,
+)
 from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
@@ -57,6 +67,13 @@ SCHEMAS = {
     ("aggregates", "refund_ledger"): states.REFUND_LEDGER_SCHEMA,
     ("aggregates", "email_sends"): value.EMAIL_SENDS_SCHEMA,
     ("attribution", "journey_touches"): JOURNEY_TOUCHES_SCHEMA,
+    ("ingest", "crm_subscription_terms"): CRM_SCHEMAS["subscription_terms"],
+    ("aggregates", "customer_status"): retention.CUSTOMER_STATUS_SCHEMA,
+    ("aggregates", "engagement_recency"): retention.ENGAGEMENT_RECENCY_SCHEMA,
+    ("ingest", "costs"): CLEAN_SCHEMAS["costs"],
+    ("aggregates", "campaign_contacts"): campaigns.CAMPAIGN_CONTACTS_SCHEMA,
+    ("aggregates", "campaign_starts"): campaigns.CAMPAIGN_STARTS_SCHEMA,
+    ("aggregates", "ad_clicks"): campaigns.AD_CLICKS_SCHEMA,
     lifetime.COHORT_RETENTION: next(k for k in lifetime.KPIS if k.name == "cohort_retention").schema,
 }
 
@@ -154,6 +171,22 @@ EXPECTED: dict[str, list[tuple]] = {
         (N, N), (N, "0-89"), (N, "365+"), (N, "90-364"), ("1", N), ("2-3", N), ("4-6", N), ("7+", N))],
     # no campaign sent: only the pooled total, 0 / 0
     "revenue_per_recipient": [(N, 0.0, 0.0, N, "currency")],
+    # retention: no customer at D-30 and no term ending in D-36..D-7: every share over them is 0 / 0
+    "customer_retention_rate": [(N, 0.0, 0.0, N, "percent")] + [(m, 0.0, 0.0, N, "percent") for m in (
+        "cohort_retained", "end_over_start", "standard")],
+    "churn_rate": [(N, 0.0, 0.0, N, "percent")] + [(m, 0.0, 0.0, N, "percent") for m in (
+        "customer", "revenue", "revenue_lost")],
+    "winback_conversion_rate": [(0.0, 0.0, N, "ratio")],
+    "renewal_rate": [(N, 0.0, 0.0, N, "ratio")],
+    "reengagement_rate": [(0.0, 0.0, N, "ratio")],
+    # no cost and no new customer: only the total row (channels are open values)
+    "cac": [(N, 0.0, 0.0, N, "currency")],
+    "crc": [(0.0, 0.0, N, "currency")],
+    # no campaign: the pooled rates are 0 / 0, the lift and its interval null
+    "incremental_lift": [(N, N, N, N, N, "percent"), (N, "ci_high", N, N, N, "percent"),
+                         (N, "ci_low", N, N, N, "percent"), (N, "conversion_rate_holdout", 0.0, 0.0, N, "percent"),
+                         (N, "conversion_rate_sent", 0.0, 0.0, N, "percent"), (N, "lift", N, N, N, "percent")],
+    "ad_conversion_rate": [(0.0, 0.0, N, "ratio")],
     # no active customer at D-30: churn, lifetime, clv and its margin are null; no order: aov 0 / 0
     "clv": [(N, N, N, N, "currency"), ("annual_churn", N, N, N, "ratio"), ("aov", 0.0, 0.0, N, "currency"),
             ("clv", N, N, N, "currency"), ("clv_margin", N, N, N, "currency"),
@@ -253,6 +286,17 @@ BUILDERS = {
     "customer_rfm": (lambda: loyalty.customer_rfm(loyalty.customer_summaries(stored(states.ORDER_BOOK_SCHEMA),
                                                                               NO_CHANGES, D)),
                      loyalty.CUSTOMER_RFM_SCHEMA, ["person_id"]),
+    "customer_status": (lambda: retention.customer_status(stored(states.ORDER_BOOK_SCHEMA), D),
+                        retention.CUSTOMER_STATUS_SCHEMA, ["person_id"]),
+    "engagement_recency": (lambda: retention.update_engagement_recency(
+        None, stored(aggregates.PERSON_ENGAGEMENT_SCHEMA), MERGES, D), retention.ENGAGEMENT_RECENCY_SCHEMA,
+        ["person_id"]),
+    "campaign_contacts": (lambda: campaigns.daily_campaign_contacts(EVENTS, IDENTITY_MAP),
+                          campaigns.CAMPAIGN_CONTACTS_SCHEMA, campaigns.CAMPAIGN_CONTACTS_PK),
+    "campaign_starts": (lambda: campaigns.update_campaign_starts(
+        None, stored(campaigns.CAMPAIGN_CONTACTS_SCHEMA)), campaigns.CAMPAIGN_STARTS_SCHEMA, ["campaign_id"]),
+    "ad_clicks": (lambda: campaigns.daily_ad_clicks(EVENTS, IDENTITY_MAP), campaigns.AD_CLICKS_SCHEMA,
+                  ["person_id"]),
 }
 
 
