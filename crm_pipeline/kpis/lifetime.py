@@ -1,8 +1,9 @@
 """Customer lifetime KPIs (kpis.md): clv (Monetise) and cohort_retention (Retention).
 
-`clv` reads the order book of D and of D-30 (customers at D and at D-30, `customers.py`) and the refund ledger
-of D (net of refunds, `value.net_of_refunds`). Its churn c is churn_rate's `customer` metric, computed by
-`customer_churn` from the two books.
+`clv` reads the order book of D (customers at D, `customers.py`), the customer status of D-30 (customers at D-30,
+`retention.py`: a KPI cannot read the order book twice, Dagster keys an asset's inputs by upstream asset) and
+the refund ledger of D (net of refunds, `value.net_of_refunds`). Its churn c is churn_rate's `customer` metric,
+computed by `customer_churn` the way churn_rate computes it.
 
 `cohort_retention` is a matrix that grows with history, so each partition reads its own previous partition
 (self-dependency, as the states do): the months closed before the month of D are copied from partition D-1 (on
@@ -49,6 +50,12 @@ from crm_pipeline.kpis.loyalty import (
     registrations,
 )
 from crm_pipeline.kpis.persons import PersonRemap
+from crm_pipeline.kpis.retention import (
+    LOOKBACK_DAYS,
+    STATUS_30,
+    active_at,
+    status_as_of_now,
+)
 from crm_pipeline.kpis.states import REFUND_TOLERANCE, day_numbers
 from crm_pipeline.kpis.value import (
     LEDGER_EXCLUSIONS,
@@ -60,17 +67,17 @@ from crm_pipeline.kpis.value import (
 from crm_pipeline.settings import Settings
 
 COHORT_RETENTION = ("kpi", "cohort_retention")
-CHURN_DAYS = 30  # churn c: persons active at D-30 and not at D / persons active at D-30
+CHURN_DAYS = LOOKBACK_DAYS  # churn c: persons active at D-30 and not at D / persons active at D-30
 
 
-def customer_churn(book_then: pd.DataFrame, book_now: pd.DataFrame, day: dt.date, remap: PersonRemap,
-                   days: int = CHURN_DAYS) -> tuple[float, float]:
-    """(persons active at D-`days` and not active at D, persons active at D-`days`): churn_rate `customer` =
-    the first / the second x 100. `book_then` is the order book of D-`days`, `book_now` that of D; the persons of
-    both are carried through the identity changes since (`remap`)."""
-    start = active_customers(book_then, day - dt.timedelta(days=days), remap)
+def customer_churn(status_then: pd.DataFrame, book_now: pd.DataFrame, day: dt.date,
+                   remap: PersonRemap) -> tuple[float, float]:
+    """(persons active at D-30 and not active at D, persons active at D-30): churn_rate `customer` = the first /
+    the second x 100. `status_then` is the customer status of D-30, `book_now` the order book of D; the persons
+    of both are carried through the identity changes since (`remap`)."""
+    start = active_at(status_as_of_now(status_then, remap))
     still = active_customers(book_now, day, remap)
-    return float((~start.isin(still)).sum()), float(len(start))
+    return float(len(start.difference(still))), float(len(start))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -90,8 +97,8 @@ def _null(metric: str, unit: str) -> dict:
     return {"metric": metric, "numerator": None, "denominator": None, "value": None, "unit": unit}
 
 
-def clv(order_book: pd.DataFrame, order_book_d30: pd.DataFrame, refund_ledger: pd.DataFrame, remap: PersonRemap,
-        day: dt.date) -> list[dict]:
+def clv(order_book: pd.DataFrame, customer_status_30: pd.DataFrame, refund_ledger: pd.DataFrame,
+        remap: PersonRemap, day: dt.date) -> list[dict]:
     """R (net of refunds in D-364..D) x L / A, with L from the 30-day customer churn annualised; AOV, orders per
     customer, the margin version (R - cost of goods) and the annual churn itself."""
     first = window_start(day, CLV_DAYS)
@@ -100,7 +107,7 @@ def clv(order_book: pd.DataFrame, order_book_d30: pd.DataFrame, refund_ledger: p
     orders = float(placed.sum())
     active = float(len(active_customers(order_book, day, remap)))
     cost = order_book["cost_of_goods"].astype(float).to_numpy()[placed]
-    lost, start = customer_churn(order_book_d30, order_book, day, remap)
+    lost, start = customer_churn(customer_status_30, order_book, day, remap)
     rows = [quotient(revenue, orders, "currency", metric="aov"),
             quotient(orders, active, "count", metric="orders_per_customer")]
     if start == 0:  # c is null: so are annual churn, L, clv and clv_margin
@@ -339,15 +346,14 @@ KPIS: tuple[KpiDefinition, ...] = (
         headline={"metric": "clv"},
         inputs=(order_book_input(columns=("person_id", "order_day", "net_revenue", "fully_refunded",
                                           "cost_of_goods")),
-                order_book_input("order_book_d30", offset_days=CHURN_DAYS,
-                                 columns=("person_id", "order_day", "fully_refunded")),
+                STATUS_30,
                 refund_ledger_input(columns=("refund_day", "amount"))),
         lineage={"numerator": ("order_book.net_revenue", "order_book.order_day", "order_book.cost_of_goods",
-                               "refund_ledger.amount", "refund_ledger.refund_day", "order_book_d30.person_id",
-                               "order_book_d30.fully_refunded", "order_book.person_id"),
+                               "refund_ledger.amount", "refund_ledger.refund_day", "customer_status_30.person_id",
+                               "customer_status_30.last_order_date", "order_book.person_id"),
                  "denominator": ("order_book.person_id", "order_book.order_day", "order_book.fully_refunded")},
         compute=clv, window_days=ACTIVE_DAYS + CHURN_DAYS,
-        remap_days=CHURN_DAYS + 1),  # the book of D-30 holds persons as of D-30
+        remap_days=CHURN_DAYS + 1),  # the status of D-30 holds persons as of D-30
  KpiDefinition(
         name="cohort_retention", family="Retention", seed="002",
         description="One row per cohort (month of the first order, YYYY-MM) x months_since x metric (retention, "

@@ -1,4 +1,5 @@
-"""clv (kpis.md "Monetise: value and cost") on hand-built order books of D and D-30 and a refund ledger, numbers
+"""clv (kpis.md "Monetise: value and cost") on a hand-built order book of D, the customer status of D-30 (built by
+the state's own function from the order book of D-30) and a refund ledger, numbers
 worked out by hand in the comments, with the traps: refunds dated in the window of orders placed before it, a
 fully refunded order (still an order placed), the window boundaries D-364 / D-365, the churn of a customer who
 lapses, a merge that turns a churned customer into an active one, no customer at D-30 (null churn), orders
@@ -14,6 +15,7 @@ from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
 from crm_pipeline.kpis.framework import finalise, standard_checks
 from crm_pipeline.kpis.lifetime import KPIS, clv, customer_churn, expected_lifetime
 from crm_pipeline.kpis.persons import PersonRemap
+from crm_pipeline.kpis.retention import CUSTOMER_STATUS_SCHEMA, customer_status
 from crm_pipeline.kpis.states import ORDER_BOOK_SCHEMA, REFUND_LEDGER_SCHEMA
 from crm_pipeline_tests.conftest import records, stored
 
@@ -75,6 +77,15 @@ ANNUAL = 1.0 - (1.0 - C) ** (365.0 / 30.0)  # = 1 - (2/3)^12.1667 = 0.99280
 L = 1.0 / ANNUAL  # = 1.00725
 
 
+def status(book: pd.DataFrame, offset: int = 30) -> pd.DataFrame:
+    """The customer status of D-`offset` from the order book of that day, as the KPI reads it (D-30: a window
+    input, with its `date` column)."""
+    return stored(CUSTOMER_STATUS_SCHEMA, customer_status(book, day(offset)).to_dict("records"), window=True)
+
+
+STATUS_D30 = status(BOOK_D30)
+
+
 def table(rows) -> pd.DataFrame:
     frame = finalise(KPI, rows)
     failed = [r.check_name for r in standard_checks(KPI, dg.AssetKey("clv"), frame) if not r.passed]
@@ -89,9 +100,9 @@ def merge(kept: str, other: str) -> PersonRemap:
 
 
 def test_customer_churn_counts_the_active_customers_of_d30_no_longer_active_at_d():
-    assert customer_churn(BOOK_D30, BOOK, D, NO_CHANGES) == (1.0, 3.0)
+    assert customer_churn(STATUS_D30, BOOK, D, NO_CHANGES) == (1.0, 3.0)
     # P5 merged into P1 (active at D): nobody is lost
-    assert customer_churn(BOOK_D30, BOOK, D, merge("P1", "P5")) == (0.0, 3.0)
+    assert customer_churn(STATUS_D30, BOOK, D, merge("P1", "P5")) == (0.0, 3.0)
 
 
 def test_a_customer_who_lapses_and_returns_is_not_churned():
@@ -100,9 +111,9 @@ def test_a_customer_who_lapses_and_returns_is_not_churned():
     then = stored(ORDER_BOOK_SCHEMA, [order("a1", "P7", 394, 10.0), order("b1", "P8", 395, 10.0)])
     now = stored(ORDER_BOOK_SCHEMA, [order("a1", "P7", 394, 10.0), order("a2", "P7", 1, 10.0),
                                      order("b1", "P8", 395, 10.0), order("b2", "P8", 0, 10.0)])
-    assert customer_churn(then, now, D, NO_CHANGES) == (0.0, 1.0)
+    assert customer_churn(status(then), now, D, NO_CHANGES) == (0.0, 1.0)
     # without the return, P7 is lost: c = 1
-    assert customer_churn(then, now.loc[now["order_id"] != "a2"], D, NO_CHANGES) == (1.0, 1.0)
+    assert customer_churn(status(then), now.loc[now["order_id"] != "a2"], D, NO_CHANGES) == (1.0, 1.0)
 
 
 def test_expected_lifetime_is_capped_at_ten_years():
@@ -113,7 +124,7 @@ def test_expected_lifetime_is_capped_at_ten_years():
 
 
 def test_clv_is_revenue_net_of_refunds_over_the_lifetime_per_active_customer():
-    frame = table(clv(BOOK, BOOK_D30, LEDGER, NO_CHANGES, D))
+    frame = table(clv(BOOK, STATUS_D30, LEDGER, NO_CHANGES, D))
     got = records(frame)
     expected = [
         # headline: clv = R x L / A = 300 L / 3 = 100.72
@@ -138,7 +149,7 @@ def test_clv_is_revenue_net_of_refunds_over_the_lifetime_per_active_customer():
 def test_clv_with_no_churn_uses_the_ten_year_lifetime():
     # P5 merged into P1: active at D-30 P3, P4, P1 (o5); all active at D: c = 0, annual churn 0, L = 10
     # A stays 3 (P1, P3, P4); clv = 300 x 10 / 3 = 1000; margin 180 x 10 / 3 = 600
-    frame = table(clv(BOOK, BOOK_D30, LEDGER, merge("P1", "P5"), D))
+    frame = table(clv(BOOK, STATUS_D30, LEDGER, merge("P1", "P5"), D))
     assert records(frame) == [
         (N, 3000.0, 3.0, 1000.0, "currency"),
         ("annual_churn", 0.0, N, 0.0, "ratio"),
@@ -155,8 +166,8 @@ def test_clv_without_customers_at_d30_is_null_and_without_costs_has_no_margin():
     # refund r5 (outside the window): R = 30, O = 1, A = 1 (P4)
     book = stored(ORDER_BOOK_SCHEMA, [order("o4", "P4", 364, 30.0), order("o7", "P4", 365, 1000.0)])
     ledger = stored(REFUND_LEDGER_SCHEMA, [refund("r5", "o7", "P4", 365, 365, 5.0)])
-    empty = stored(ORDER_BOOK_SCHEMA, window=True)
-    frame = table(clv(book, empty, ledger, NO_CHANGES, D))
+    # before any customer status exists the IO manager hands over a frame with only the `date` column
+    frame = table(clv(book, pd.DataFrame({"date": pd.Series([], dtype="string")}), ledger, NO_CHANGES, D))
     assert records(frame) == [
         (N, N, N, N, "currency"),
         ("annual_churn", N, N, N, "ratio"),
@@ -167,7 +178,7 @@ def test_clv_without_customers_at_d30_is_null_and_without_costs_has_no_margin():
     ]
     # with customers at D-30 but no order of the window carrying a cost: the margin alone is null
     # (active at D-30: P4 (o4 on D-364, o7 on D-365); at D: P4: c = 0, L = 10; clv = 30 x 10 / 1)
-    frame = table(clv(book, book, ledger, NO_CHANGES, D))
+    frame = table(clv(book, status(book), ledger, NO_CHANGES, D))
     assert records(frame.loc[frame["metric"].isin(["clv", "clv_margin"])]) == [
         ("clv", 300.0, 1.0, 300.0, "currency"), ("clv_margin", N, N, N, "currency")]
 
@@ -177,7 +188,7 @@ def test_clv_on_a_day_without_orders_in_the_window_but_with_a_refund():
     book = stored(ORDER_BOOK_SCHEMA, [order("o5", "P5", 380, 60.0)])
     ledger = stored(REFUND_LEDGER_SCHEMA, [refund("r3", "o5", "P5", 100, 380, 10.0)])
     # active at D-30: P5; at D: nobody: c = 1, annual churn 1, L = 1; clv = -10 x 1 / 0: null value
-    frame = table(clv(book, book, ledger, NO_CHANGES, D))
+    frame = table(clv(book, status(book), ledger, NO_CHANGES, D))
     assert records(frame) == [
         (N, -10.0, 0.0, N, "currency"),
         ("annual_churn", 1.0, N, 1.0, "ratio"),
@@ -192,5 +203,16 @@ def test_clv_declares_its_seed_window_and_reach_back():
     assert KPI.seed == "001" and KPI.headline == {"metric": "clv"}
     # churn reads the active customers at D-30: D-394..D-30
     assert KPI.window_days == 395 and KPI.remap_days == 31
-    assert [(i.name, i.offset_days) for i in KPI.inputs] == [("order_book", 0), ("order_book_d30", 30),
-                                                           ("refund_ledger", 0)]
+    assert [(i.name, i.key, i.offset_days) for i in KPI.inputs] == [
+        ("order_book", ("aggregates", "order_book"), 0), ("customer_status_30", ("aggregates", "customer_status"), 30),
+        ("refund_ledger", ("aggregates", "refund_ledger"), 0)]
+
+
+@pytest.mark.parametrize("kpi", KPIS, ids=lambda k: k.name)
+def test_every_declared_input_reaches_the_asset(kpi):
+    """Dagster keys an asset's inputs by upstream asset: two inputs of one asset (the order book at D and at
+    D-30) would silently become one. Each declared input is an input of the built asset."""
+    from crm_pipeline.kpis.assets import kpi_asset
+
+    asset = kpi_asset(kpi, dg.DailyPartitionsDefinition(start_date="2026-10-01"))
+    assert {i.name: dg.AssetKey(list(i.key)) for i in kpi.inputs}.items() <= asset.keys_by_input_name.items()
