@@ -95,6 +95,10 @@ def headline_value(kpi: KpiDefinition, frame: pd.DataFrame) -> float | None:
 
 def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     key = kpi_key(kpi)
+    keys = [i.key for i in kpi.inputs]
+    if len(set(keys)) != len(keys):  # Dagster keys an asset's inputs by upstream asset: one would silently vanish
+        raise ValueError(f"kpi/{kpi.name} reads an upstream asset twice ({sorted(k for k in set(keys) if keys.count(k) > 1)}): "
+                         "read a state as of D-30 through its own asset (e.g. aggregates/customer_status)")
     ins = {
         i.name: dg.AssetIn(key=dg.AssetKey(list(i.key)), metadata=i.io_metadata, partition_mapping=i.partition_mapping)
         for i in kpi.inputs

@@ -5,6 +5,7 @@ fully refunded order (still an order placed), the window boundaries D-364 / D-36
 lapses, a merge that turns a churned customer into an active one, no customer at D-30 (null churn), orders
 without cost of goods."""
 
+import dataclasses
 import datetime as dt
 
 import dagster as dg
@@ -12,6 +13,8 @@ import pandas as pd
 import pytest
 
 from crm_pipeline.identity.graph import IDENTITY_MERGES_SCHEMA
+from crm_pipeline.kpis.assets import ALL_KPIS, kpi_asset
+from crm_pipeline.kpis.customers import order_book_input
 from crm_pipeline.kpis.framework import finalise, standard_checks
 from crm_pipeline.kpis.lifetime import KPIS, clv, customer_churn, expected_lifetime
 from crm_pipeline.kpis.persons import PersonRemap
@@ -208,11 +211,15 @@ def test_clv_declares_its_seed_window_and_reach_back():
         ("refund_ledger", ("aggregates", "refund_ledger"), 0)]
 
 
-@pytest.mark.parametrize("kpi", KPIS, ids=lambda k: k.name)
+@pytest.mark.parametrize("kpi", ALL_KPIS, ids=lambda k: k.name)
 def test_every_declared_input_reaches_the_asset(kpi):
     """Dagster keys an asset's inputs by upstream asset: two inputs of one asset (the order book at D and at
     D-30) would silently become one. Each declared input is an input of the built asset."""
-    from crm_pipeline.kpis.assets import kpi_asset
-
     asset = kpi_asset(kpi, dg.DailyPartitionsDefinition(start_date="2026-10-01"))
     assert {i.name: dg.AssetKey(list(i.key)) for i in kpi.inputs}.items() <= asset.keys_by_input_name.items()
+
+
+def test_a_kpi_reading_an_upstream_asset_twice_is_refused():
+    twice = dataclasses.replace(KPI, inputs=(*KPI.inputs, order_book_input("order_book_30", offset_days=30)))
+    with pytest.raises(ValueError, match="reads an upstream asset twice"):
+        kpi_asset(twice, dg.DailyPartitionsDefinition(start_date="2026-10-01"))
