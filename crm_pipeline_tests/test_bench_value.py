@@ -39,8 +39,9 @@ def test_the_benchmark_covers_the_retention_and_monetise_kpis_and_ad_conversion_
     assert names == {k.name for k in ALL_KPIS if k.family in ("Retention", "Monetise")
                      or k.name == "ad_conversion_rate"}
     assert {"ltv", "aov_arpu", "registrant_retention", "clv_predictive"} <= names
-    # every input those KPIs read has a builder
-    assert {tuple(i.key) for k in bench.benchmarked() for i in k.inputs} <= set(bench.BUILDERS)
+    # every input those KPIs read has a builder, or is a KPI's own partition (computed by the KPI)
+    keys = {tuple(i.key) for k in bench.benchmarked() for i in k.inputs}
+    assert {k for k in keys if k not in bench.BUILDERS and not bench.Inputs._kpi(k)} == set()
 
 
 def test_every_kpi_returns_its_rows_with_one_total_row(results):
@@ -62,6 +63,12 @@ def test_a_builder_gives_its_asset_columns_with_their_declared_types(world, key)
     assert table.schema == SCHEMAS[key]
     assert dates is None or (len(dates) == len(table) and set(dates.to_pylist())
                              <= {str(D - dt.timedelta(days=i)) for i in range(3)})
+
+
+@pytest.mark.parametrize("key", sorted(k for k in SCHEMAS if k[0] == "kpi"), ids="/".join)
+def test_a_kpis_own_partition_has_its_schema(world, key):
+    table = bench.Inputs(world, bench.settings_for(730)).table(key, D, D, window=False)
+    assert table.schema == SCHEMAS[key] and table.num_rows >= 1
 
 
 def test_the_order_book_holds_548_days_and_the_refunds_up_to_its_day(world):
