@@ -108,9 +108,9 @@ class World:
         end = self.end_of(D)
         arrival = end - (rng.random(n) * WORLD_DAYS * DAY_S).astype(np.int64)
         stop = np.minimum(arrival + (rng.exponential(540, n) * DAY_S).astype(np.int64), end)
-        steady = end - (WORLD_DAYS - 600) * DAY_S  # after the first 600 days the shop buys at a steady rate
-        alive = np.maximum(stop - np.maximum(arrival, steady), 0) / DAY_S
-        rate = self.activity * ORDERS_PER_DAY * scale * (WORLD_DAYS - 600) / (self.activity * alive).sum()
+        recent = end - 365 * DAY_S  # ORDERS_PER_DAY on average over the last year (the shop still grows slowly)
+        alive = np.maximum(stop - np.maximum(arrival, recent), 0) / DAY_S
+        rate = self.activity * ORDERS_PER_DAY * scale * 365 / (self.activity * alive).sum()
         begin = np.maximum(arrival, start)
         count = rng.poisson(rate * np.maximum(stop - begin, 0) / DAY_S)
         person = np.repeat(np.arange(n), count)
