@@ -15,10 +15,10 @@ columns with their declared Arrow types, as of a day or for a window of daily pa
 inputs as its asset would (the declared columns only, a `date` column on windows and shifted inputs) and is
 timed on its compute and `finalise`, with `day`, `settings` and a `PersonRemap` without changes where the
 compute takes them; the `customer_rfm` state is timed too. A KPI that carries its closed cells over from its
-own partition of D-1 gets that partition computed by the KPI itself (with no D-1 of its own). A KPI that reads a key no builder covers is an
-error, never skipped. Prints time per KPI, the total and the process's peak memory (the inputs of all KPIs are
-built once and held, so the peak is an upper bound of any one asset's). Speed targets are checked here, never
-in timed tests.
+own partition of D-1 gets that partition computed by the KPI itself (with no D-1 of its own). A KPI that reads
+a key no builder covers is an error, never skipped. Prints time per KPI, the total and the process's peak memory:
+a KPI's inputs are built for it and dropped after it, but beside the whole synthetic history, so the peak is an
+upper bound of one asset's. Speed targets are checked here, never in timed tests.
 """
 
 import argparse
