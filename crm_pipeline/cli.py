@@ -308,16 +308,33 @@ def print_health_summary(day: dt.date, instance: dg.DagsterInstance | None = Non
           + " (the whole table: pipeline_health)")
 
 
+def demo_days(settings: Settings, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
+    """First and last day of a new sample world: DEMO_DAYS days ending yesterday in the reporting timezone.
+
+    Yesterday is the newest complete partition, the one the freshness checks expect: a world ending there is
+    fresh when `dagster dev` opens it. The first day is not before CRM_START_DATE (no partition before it).
+    """
+    end = (now or dt.datetime.now(dt.UTC)).astimezone(settings.tz).date() - dt.timedelta(days=1)
+    start = max(end - dt.timedelta(days=DEMO_DAYS - 1), settings.start_date)
+    if start > end:
+        raise SystemExit(f"CRM_START_DATE={settings.start_date} is after yesterday {end}: no day to generate")
+    return start, end
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the sample world if there is none, run its whole date range, say where everything is."""
     truth = truth_root_for(settings)
     manifest_path = Path(truth) / "manifest.json"
     if not manifest_path.exists():
-        print(f"No sample world under {truth}: generating one ({DEMO_SCALE}, {DEMO_DAYS} days) ...")
-        cmd_generate(argparse.Namespace(out=None, start=None, scale=DEMO_SCALE, days=DEMO_DAYS, seed=7,
-                                        bad_rate=0.01), settings)
+        first, last = demo_days(settings)
+        print(f"No sample world under {truth}: generating one ({DEMO_SCALE}, {first} .. {last}) ...")
+        cmd_generate(argparse.Namespace(out=None, start=first, scale=DEMO_SCALE, days=(last - first).days + 1,
+                                        seed=7, bad_rate=0.01), settings)
     manifest = json.loads(manifest_path.read_text())
     start, end = dt.date.fromisoformat(manifest["start"]), dt.date.fromisoformat(manifest["end"])
+    if end < demo_days(settings)[1]:
+        print(f"note: the sample world ends {end}; the freshness checks warn that later days are missing "
+              f"(delete {truth} and the landing zone to generate one ending yesterday)")
     if not settings.ground_truth_root:  # the sample world knows its true persons: score identity against them
         settings = settings.with_overrides(ground_truth_root=truth)
     # sample data: the development key is expected (the note above says so once, not every run again)
