@@ -144,7 +144,8 @@ def membership_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         check_specs=[
             checks.schema_spec(MEMBERSHIP_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(MEMBERSHIP_PK), asset=MEMBERSHIP_KEY,
-                              blocking=True, partitions_def=partitions),
+                              blocking=True, partitions_def=partitions,
+                              description=checks.primary_key_description(MEMBERSHIP_PK)),
                      dg.AssetCheckSpec("since_is_within_the_run", asset=MEMBERSHIP_KEY, blocking=True,
                                        partitions_def=partitions,
                                        description="every `since` lies in CRM_START_DATE..D")],

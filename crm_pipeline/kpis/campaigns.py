@@ -85,7 +85,7 @@ def campaign_starts_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
         check_specs=[
             checks.schema_spec(CAMPAIGN_STARTS_KEY, partitions),
             dg.AssetCheckSpec("campaign_id_is_unique", asset=CAMPAIGN_STARTS_KEY, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions, description=checks.primary_key_description(["campaign_id"]))],
     )
     def campaign_starts(campaign_contacts: pd.DataFrame, previous: pd.DataFrame | None):
         frame = update_campaign_starts(previous, campaign_contacts)

@@ -193,9 +193,9 @@ def clv_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
             checks.schema_spec(CLV_PREDICTIONS_KEY, partitions),
             checks.schema_spec(CLV_MODEL_KEY, partitions),
             dg.AssetCheckSpec("person_id_is_unique", asset=CLV_PREDICTIONS_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(["person_id"])),
             dg.AssetCheckSpec(checks.primary_key_check_name(CLV_MODEL_PK), asset=CLV_MODEL_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(CLV_MODEL_PK)),
             dg.AssetCheckSpec("models_are_fitted", asset=CLV_MODEL_KEY, partitions_def=partitions,
                               description="warns when the data cannot support a fit (the predictions are then "
                                           "null, and so are the values of kpi/clv_predictive)"),

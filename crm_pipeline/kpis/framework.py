@@ -290,3 +290,14 @@ def headline_target_check(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFr
 
 STANDARD_CHECK_NAMES = ("total_row_exists", "dimensions_are_unique", "columns_types_and_units_are_valid",
                         "value_is_numerator_over_denominator", "ratios_within_bounds")
+STANDARD_CHECK_DESCRIPTIONS = {
+    "total_row_exists": "exactly one total (headline) row, the row whose dimensions are all null",
+    "dimensions_are_unique": "no two rows share the same dimension values (nulls compared as equal)",
+    "columns_types_and_units_are_valid": "the columns are the dimensions then the binding columns, every unit "
+                                         "is a known one and no number is infinite",
+    "value_is_numerator_over_denominator": "value = numerator / denominator (times the unit's scale) wherever "
+                                           "both are known, and value is null where the denominator is 0",
+    "ratios_within_bounds": "ratios lie in [0, 1] and percents in [0, 100]; an error for a bounded metric, "
+                            "only a warning for the metrics the catalog declares unbounded (e.g. a lift, or "
+                            "opens counted against the day's sends, can leave the range legitimately)",
+}

@@ -161,7 +161,7 @@ def customer_rfm_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
         check_specs=[
             checks.schema_spec(CUSTOMER_RFM_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(["person_id"]), asset=CUSTOMER_RFM_KEY, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions, description=checks.primary_key_description(["person_id"]))],
     )
     def customer_rfm_table(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
                            order_book: pd.DataFrame):

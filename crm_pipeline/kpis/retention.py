@@ -139,7 +139,8 @@ def customer_status_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
         metadata={"dagster/column_schema": column_schema(CUSTOMER_STATUS_SCHEMA), "primary_key": ["person_id"]},
         check_specs=[checks.schema_spec(CUSTOMER_STATUS_KEY, partitions),
                      dg.AssetCheckSpec("person_id_is_unique", asset=CUSTOMER_STATUS_KEY, blocking=True,
-                                       partitions_def=partitions)],
+                                       partitions_def=partitions,
+                                       description=checks.primary_key_description(["person_id"]))],
     )
     def customer_status_of_day(context: dg.AssetExecutionContext, order_book: pd.DataFrame):
         status = customer_status(order_book, partition_day(context))
@@ -180,7 +181,8 @@ def engagement_recency_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Ass
         metadata={"dagster/column_schema": column_schema(ENGAGEMENT_RECENCY_SCHEMA), "primary_key": ["person_id"]},
         check_specs=[checks.schema_spec(ENGAGEMENT_RECENCY_KEY, partitions),
                      dg.AssetCheckSpec("person_id_is_unique", asset=ENGAGEMENT_RECENCY_KEY, blocking=True,
-                                       partitions_def=partitions)],
+                                       partitions_def=partitions,
+                                       description=checks.primary_key_description(["person_id"]))],
     )
     def engagement_recency(context: dg.AssetExecutionContext, person_engagement: pd.DataFrame,
                            identity_merges: pd.DataFrame, previous: pd.DataFrame | None):

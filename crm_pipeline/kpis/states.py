@@ -112,7 +112,8 @@ def person_signals_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
         check_specs=[
             checks.schema_spec(PERSON_SIGNALS_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(PERSON_SIGNALS_PK), asset=PERSON_SIGNALS_KEY,
-                              blocking=True, partitions_def=partitions)],
+                              blocking=True, partitions_def=partitions,
+                              description=checks.primary_key_description(PERSON_SIGNALS_PK, ["device_id"]))],
     )
     def person_signals(events: pd.DataFrame, orders: pd.DataFrame, identity_map: pd.DataFrame,
                        identity_merges: pd.DataFrame, previous: pd.DataFrame | None):
@@ -243,7 +244,7 @@ def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         check_specs=[
             checks.schema_spec(ORDER_BOOK_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(["order_id"]), asset=ORDER_BOOK_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(["order_id"])),
                      dg.AssetCheckSpec("refunds_reconcile", asset=ORDER_BOOK_KEY, blocking=True,
                                        partitions_def=partitions,
                                        description="booked refunds = those carried from D-1 + the refunds of D applied "
@@ -330,7 +331,7 @@ def refund_ledger_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         check_specs=[
             checks.schema_spec(REFUND_LEDGER_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(["refund_id"]), asset=REFUND_LEDGER_KEY, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions, description=checks.primary_key_description(["refund_id"]))],
     )
     def refund_ledger(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, refunds: pd.DataFrame,
                       order_book: pd.DataFrame, identity_merges: pd.DataFrame, previous: pd.DataFrame | None):
@@ -440,7 +441,7 @@ def order_history_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         check_specs=[
             checks.schema_spec(ORDER_HISTORY_KEY, partitions),
             dg.AssetCheckSpec("person_id_is_unique", asset=ORDER_HISTORY_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(["person_id"])),
             dg.AssetCheckSpec("order_days_reconcile", asset=ORDER_HISTORY_KEY, blocking=True,
                               partitions_def=partitions,
                               description="order days and net revenue = those carried from D-1 + those taken in "
