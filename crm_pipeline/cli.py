@@ -99,7 +99,7 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
     Days run one after another because the snapshot assets depend on the previous day (one run per day is
     also their backfill policy). Returns one summary row per ingestion source and day.
     """
-    from crm_pipeline.definitions import build_definitions, daily_partitions
+    from crm_pipeline.definitions import DAILY_JOB_NAME, build_definitions, daily_partitions
 
     if start < settings.start_date:
         raise SystemExit(f"--start {start} is before the first partition CRM_START_DATE={settings.start_date}")
@@ -109,15 +109,20 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
     last = partitions.get_last_partition_key()
     if last is None or end > dt.date.fromisoformat(last):
         raise SystemExit(f"--end {end} is after the last complete day {last} in {settings.timezone}")
-    assets = list(defs.assets or [])
-    selection = dg.AssetSelection.from_string(select) if select else None
+    # runs of the daily job, named after it in the instance and the UI like the schedule's runs; a selection
+    # keeps the inline checks of the selected assets (the freshness checks stay the sensor's)
+    job = defs.resolve_job_def(DAILY_JOB_NAME)
+    if select:
+        keys = dg.AssetSelection.from_string(select).resolve(defs.resolve_asset_graph())
+        job = job.get_subset(asset_selection=keys, asset_check_selection={
+            k for a in defs.assets or [] for k in a.check_keys if k.asset_key in keys})
     rows: list[dict[str, object]] = []
     days = _days(start, end)
     for i, day in enumerate(days, 1):
         t0 = time.perf_counter()
-        result = dg.materialize(assets, partition_key=day.isoformat(), instance=instance,
-                                resources=defs.resources, selection=selection, raise_on_error=False,
-                                tags={"crm_pipeline/source": "cli"}, run_config=QUIET_RUN_CONFIG)
+        result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
+                                        tags={"crm_pipeline/source": "cli"},
+                                        run_config=QUIET_RUN_CONFIG)
         evaluations = result.get_asset_check_evaluations()
         failed = [e for e in evaluations if not e.passed]
         materialised = result.get_asset_materialization_events()

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from crm_pipeline.definitions import build_definitions
+from crm_pipeline.definitions import DAILY_JOB_NAME, build_definitions
 from crm_pipeline.settings import Settings
 
 
@@ -37,3 +37,41 @@ def test_checks_that_can_warn_say_when_it_is_expected(settings):
     assert specs[("attribution/order_attribution", "primary_key_is_unique")] == (
         "(order_id, model, channel, campaign_id) is never repeated (null equals null); only campaign_id may be null")
     assert specs[("kpi_scorecard", "kpi_is_unique")] == "(kpi) is never null and never repeated"
+
+
+def test_the_daily_job_runs_every_inline_check_and_leaves_freshness_to_its_sensor(settings):
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(DAILY_JOB_NAME)
+    inline = {k for a in defs.assets or [] for k in a.check_keys}
+    assert len(inline) > 400 and inline <= set(job.asset_layer.asset_graph.asset_check_keys)
+    # the freshness checks (one multi-check op) are not part of the job
+    assert not any(node.name.startswith("freshness_check") for node in job.graph.node_defs)
+    # the schedule launches the same job, so its runs carry the job's name
+    assert defs.resolve_schedule_def(f"{DAILY_JOB_NAME}_schedule").job_name == DAILY_JOB_NAME
+
+
+@pytest.mark.slow
+def test_command_line_runs_are_named_after_the_daily_job(tmp_path):
+    from crm_pipeline.cli import run_range
+    from crm_pipeline.generator import generate_world
+
+    day = dt.date(2026, 10, 1)
+    generate_world(str(tmp_path / "landing"), f"sqlite:///{tmp_path / 'crm.sqlite'}", str(tmp_path / "truth"),
+                   scale="tiny", start=day, days=1, seed=5)
+    settings = Settings(landing_root=str(tmp_path / "landing"), warehouse_root=str(tmp_path / "warehouse"),
+                        database_url=f"sqlite:///{tmp_path / 'crm.sqlite'}", start_date=day)
+    with dg.instance_for_test() as instance:
+        rows = run_range(settings, day, day, select="group:ingestion", instance=instance, echo=lambda *_: None)
+        (run,) = instance.get_runs()
+        assert run.job_name == DAILY_JOB_NAME
+        assert run.tags["dagster/partition"] == "2026-10-01" and run.tags["crm_pipeline/source"] == "cli"
+        assert len(rows) == 11  # 5 landing sources + 6 CRM tables, one day
+        # only the selected assets ran, with their inline checks; no freshness check ran inside the run
+        materialised = {r.event_log_entry.dagster_event.asset_key for r in instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records}
+        defs = build_definitions(settings)
+        ingestion = dg.AssetSelection.groups("ingestion").resolve(defs.resolve_asset_graph())
+        assert dg.AssetKey(["ingest", "orders"]) in materialised and materialised <= ingestion
+        evaluated = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        names = {r.event_log_entry.dagster_event.event_specific_data.check_name for r in evaluated.records}
+        assert "row_counts_reconcile" in names and "freshness_check" not in names
