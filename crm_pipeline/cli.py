@@ -326,6 +326,37 @@ def demo_days(settings: Settings, now: dt.datetime | None = None) -> tuple[dt.da
     return start, end
 
 
+def checks_not_passed(instance: dg.DagsterInstance, defs: dg.Definitions, day: dt.date
+                      ) -> list[tuple[str, str, list[str], str]]:
+    """(severity, check, assets, the check's description) for the inline checks whose latest evaluation for
+    `day` did not pass, one entry per check name and description (the description says when it is expected)."""
+    from dagster._core.event_api import PartitionKeyFilter  # no public API reads check outcomes per partition
+
+    specs = {spec.key: spec for assets_def in defs.assets or [] for spec in assets_def.check_specs}
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        list(specs), partition_filter=PartitionKeyFilter(key=day.isoformat()))
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for key, record in latest.items():
+        event = record.event.dagster_event if record.event is not None else None
+        evaluation = event.event_specific_data if event is not None else None
+        if isinstance(evaluation, dg.AssetCheckEvaluation) and not evaluation.passed:
+            group = (evaluation.severity.value, key.name, specs[key].description or "")
+            grouped.setdefault(group, []).append(key.asset_key.to_user_string())
+    return [(severity, name, sorted(assets), text) for (severity, name, text), assets in sorted(grouped.items())]
+
+
+def print_checks_not_passed(day: dt.date, settings: Settings, instance: dg.DagsterInstance | None = None) -> None:
+    """The last lines of the demo: each warning (and non-blocking error) of the day, with why it may happen."""
+    from crm_pipeline.definitions import build_definitions
+
+    problems = checks_not_passed(instance or _ensure_instance(), build_definitions(settings), day)
+    if problems:
+        print(f"\nChecks that did not pass on {day}, and when each is expected:")
+    for severity, name, assets, text in problems:
+        shown = ", ".join(assets[:5]) + (f" and {len(assets) - 5} more" if len(assets) > 5 else "")
+        print(f"  {severity:<5} {name} on {shown}: {text}")
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the sample world if there is none, run its whole date range, say where everything is."""
     truth = truth_root_for(settings)
@@ -349,6 +380,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print_counts(rows)
     print_identity_summary(end)
     print_health_summary(end)
+    print_checks_not_passed(end, settings)
     print()
     cmd_status(args, settings)
     print(f"\nOutputs (Hive-partitioned Parquet): {settings.warehouse_root}")

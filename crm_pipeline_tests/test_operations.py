@@ -75,3 +75,38 @@ def test_command_line_runs_are_named_after_the_daily_job(tmp_path):
         evaluated = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         names = {r.event_log_entry.dagster_event.event_specific_data.check_name for r in evaluated.records}
         assert "row_counts_reconcile" in names and "freshness_check" not in names
+
+
+def test_the_demo_explains_each_check_that_did_not_pass_from_its_description(settings, capsys):
+    from crm_pipeline.cli import checks_not_passed, print_checks_not_passed
+
+    defs = build_definitions(settings)
+    day = dt.date(2026, 11, 3)
+
+    def evaluation(asset: list[str], name: str, passed: bool, partition: str = "2026-11-03",
+                   severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN) -> dg.AssetCheckEvaluation:
+        return dg.AssetCheckEvaluation(asset_key=dg.AssetKey(asset), check_name=name, passed=passed,
+                                       severity=severity, partition=partition)
+
+    with dg.instance_for_test() as instance:
+        for event in [
+            evaluation(["kpi", "uar_30d"], "headline_within_usual_range", False),
+            evaluation(["kpi", "aov_arpu"], "headline_within_usual_range", False),
+            evaluation(["kpi", "ltv"], "headline_within_usual_range", True),  # passed: not listed
+            evaluation(["kpi", "ltv"], "headline_within_usual_range", False, partition="2026-11-02"),  # other day
+            evaluation(["ingest", "events"], "no_unparsable_files", False, severity=dg.AssetCheckSeverity.ERROR),
+            evaluation(["ingest", "orders"], "quarantine_rate_below_threshold", True),
+        ]:
+            instance.report_runless_asset_event(event)
+        problems = checks_not_passed(instance, defs, day)
+        print_checks_not_passed(day, settings, instance)
+    anomaly = next(s.description for s in defs.resolve_assets_def(dg.AssetKey(["kpi", "aov_arpu"])).check_specs
+                   if s.name == "headline_within_usual_range")
+    assert [(p[0], p[1], p[2]) for p in problems] == [
+        ("ERROR", "no_unparsable_files", ["ingest/events"]),
+        ("WARN", "headline_within_usual_range", ["kpi/aov_arpu", "kpi/uar_30d"])]
+    assert problems[1][3] == anomaly and "short history" in anomaly
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3] == "Checks that did not pass on 2026-11-03, and when each is expected:"
+    assert out[-1] == f"  WARN  headline_within_usual_range on kpi/aov_arpu, kpi/uar_30d: {anomaly}"
+    assert out[-2].startswith("  ERROR no_unparsable_files on ingest/events: fails, naming them, when whole files")
