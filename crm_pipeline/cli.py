@@ -110,10 +110,12 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
     if last is None or end > dt.date.fromisoformat(last):
         raise SystemExit(f"--end {end} is after the last complete day {last} in {settings.timezone}")
     # runs of the daily job, named after it in the instance and the UI like the schedule's runs; a selection
-    # keeps the inline checks of the selected assets (the freshness checks stay the sensor's)
+    # keeps the inline checks of the selected assets (the freshness checks stay the sensor's) and completes
+    # multi-assets that cannot run in part (the identity graph writes its five tables together)
     job = defs.resolve_job_def(DAILY_JOB_NAME)
     if select:
-        keys = dg.AssetSelection.from_string(select).resolve(defs.resolve_asset_graph())
+        keys = dg.AssetSelection.from_string(select).required_multi_asset_neighbors().resolve(
+            defs.resolve_asset_graph())
         job = job.get_subset(asset_selection=keys, asset_check_selection={
             k for a in defs.assets or [] for k in a.check_keys if k.asset_key in keys})
     rows: list[dict[str, object]] = []

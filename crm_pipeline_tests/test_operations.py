@@ -61,20 +61,30 @@ def test_command_line_runs_are_named_after_the_daily_job(tmp_path):
     settings = Settings(landing_root=str(tmp_path / "landing"), warehouse_root=str(tmp_path / "warehouse"),
                         database_url=f"sqlite:///{tmp_path / 'crm.sqlite'}", start_date=day)
     with dg.instance_for_test() as instance:
-        rows = run_range(settings, day, day, select="group:ingestion", instance=instance, echo=lambda *_: None)
+        # one KPI and everything upstream of it
+        rows = run_range(settings, day, day, select="+key:kpi/asset_counts", instance=instance, echo=lambda *_: None)
         (run,) = instance.get_runs()
         assert run.job_name == DAILY_JOB_NAME
         assert run.tags["dagster/partition"] == "2026-10-01" and run.tags["crm_pipeline/source"] == "cli"
-        assert len(rows) == 11  # 5 landing sources + 6 CRM tables, one day
+        assert {r["source"] for r in rows} >= {"crm_customers", "events", "orders"}  # the extractions it reads
         # only the selected assets ran, with their inline checks; no freshness check ran inside the run
         materialised = {r.event_log_entry.dagster_event.asset_key for r in instance.get_records_for_run(
             run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records}
         defs = build_definitions(settings)
-        ingestion = dg.AssetSelection.groups("ingestion").resolve(defs.resolve_asset_graph())
-        assert dg.AssetKey(["ingest", "orders"]) in materialised and materialised <= ingestion
+        selected = dg.AssetSelection.from_string("+key:kpi/asset_counts").required_multi_asset_neighbors().resolve(
+            defs.resolve_asset_graph())
+        kpi = dg.AssetKey(["kpi", "asset_counts"])
+        assert {kpi, dg.AssetKey(["ingest", "crm_customers"])} <= materialised <= selected
+        assert dg.AssetKey(["kpi_scorecard"]) not in selected
         evaluated = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         names = {r.event_log_entry.dagster_event.event_specific_data.check_name for r in evaluated.records}
-        assert "row_counts_reconcile" in names and "freshness_check" not in names
+        assert {"row_counts_reconcile", "total_row_exists"} <= names and "freshness_check" not in names
+        # the KPI's materialisation says which currency its amounts are in and whether its window is complete
+        (record,) = instance.fetch_materializations(kpi, limit=1).records
+        metadata = record.asset_materialization.metadata
+        assert metadata["reporting_currency"].value == "USD"
+        # CRM_START_DATE itself: the day's net changes would compare with the day before it
+        assert metadata["window_complete"].value is False
 
 
 def test_the_demo_explains_each_check_that_did_not_pass_from_its_description(settings, capsys):

@@ -132,6 +132,7 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
             **recorded,
             "dagster/column_lineage": column_lineage(kpi),
             "window_complete": complete, "rows": len(frame),
+            "reporting_currency": settings.get().reporting_currency,
             "headline_value": headline_value(kpi, frame),
             **({"identity_changes_through": remap.newest_identity_day or "-",
                 "identity_merges_applied": remap.merges} if remap is not None else {}),
