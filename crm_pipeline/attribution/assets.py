@@ -141,7 +141,7 @@ def journeys_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConf
     )
     def journeys(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, orders: pd.DataFrame,
                  touches: pd.DataFrame, identity_map: pd.DataFrame):
-        # persons as of the newest identity partition (kpis.md 2.2): a re-run after a merge joins both parts
+        # persons as of the newest identity partition (docs/outputs.md 2.2): a re-run after a merge joins both parts
         remap = PersonRemap.load(settings.get(), partition_day(context), 1)
         touch_rows, order_person = journey_touches(orders, touches, identity_map, config, remap)
         table = journeys_table(orders, order_person, touch_rows)

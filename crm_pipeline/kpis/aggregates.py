@@ -108,7 +108,7 @@ PERSON_ENGAGEMENT_SCHEMA = pa.schema([
 
 
 def daily_person_engagement(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
-    """The day's engagement events (kpis.md 2.2) counted per person and channel."""
+    """The day's engagement events (docs/outputs.md 2.2) counted per person and channel."""
     engaged = events.loc[events["event_type"].isin(ENGAGEMENT_EVENT_TYPES).to_numpy()]
     frame = pd.DataFrame({"person_id": attach_person_id(engaged, identity_map).to_numpy(),
                           "channel": engaged["channel"].to_numpy()}).dropna()

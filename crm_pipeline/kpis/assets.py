@@ -103,7 +103,7 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
     @dg.asset(
         key=key, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS,
         description=kpi.description, ins=ins, metadata=kpi_metadata(kpi),
-        # persons follow identity changes read straight from identity_merges (kpis.md 2.2): lineage only
+        # persons follow identity changes read straight from identity_merges (docs/outputs.md 2.2): lineage only
         deps=[dg.AssetDep(IDENTITY_MERGES_KEY)] if kpi.needs_remap else None,
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name != "ratios_within_bounds",
                                        partitions_def=partitions, description=STANDARD_CHECK_DESCRIPTIONS[name])

@@ -1,5 +1,5 @@
 """Campaign contacts, campaign starts and first ad clicks: the compact inputs of incremental_lift and
-ad_conversion_rate (kpis.md section 3).
+ad_conversion_rate (docs/kpi_catalog.md).
 
 `aggregates/campaign_contacts`: one row per campaign x person x group (sent: email_send, sms_send, push_send;
 holdout: holdout_assigned) with the first such event of day D. `aggregates/campaign_starts`: a state, one row per
