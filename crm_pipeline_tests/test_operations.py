@@ -1,8 +1,12 @@
 """What an operator reads: every check says what it asserts (and when it may warn)."""
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from crm_pipeline.definitions import DAILY_JOB_NAME, build_definitions
@@ -120,3 +124,50 @@ def test_the_demo_explains_each_check_that_did_not_pass_from_its_description(set
     assert out[-3] == "Checks that did not pass on 2026-11-03, and when each is expected:"
     assert out[-1] == f"  WARN  headline_within_usual_range on kpi/aov_arpu, kpi/uar_30d: {anomaly}"
     assert out[-2].startswith("  ERROR no_unparsable_files on ingest/events: fails, naming them, when whole files")
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_python_blocks(section: str) -> list[str]:
+    text = README.read_text()
+    start = text.index(f"\n## {section}\n")
+    body = text[start + 1:text.index("\n## ", start + 1)]
+    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
+
+
+def test_the_readme_snippets_read_kpi_outputs_with_pandas_and_duckdb(tmp_path, monkeypatch):
+    pytest.importorskip("duckdb")
+    from crm_pipeline.kpis.assets import ALL_KPIS
+    from crm_pipeline.metadata import arrow_table
+
+    kpi = next(k for k in ALL_KPIS if k.name == "aov_arpu")
+    # two days as the IO manager writes them (one file per partition, the day only in the folder name); the
+    # values follow docs/outputs.md's example: on 11-02 R = 200 from 4 orders, R = 3000 from 50 orders in
+    # 30 days, 400 active customers; 11-03 a quiet day: 30-day revenue 3000 from 50 orders, nothing on the day
+    days = {
+        "2026-11-02": [(None, None, 3000, 50, 60), ("aov", "1d", 200, 4, 50), ("aov", "30d", 3000, 50, 60),
+                       ("arpu", "1d", 200, 400, 0.5), ("arpu", "30d", 3000, 400, 7.5)],
+        "2026-11-03": [(None, None, 3000, 50, 60), ("aov", "1d", 0, 0, None), ("aov", "30d", 3000, 50, 60),
+                       ("arpu", "1d", 0, 400, 0.0), ("arpu", "30d", 3000, 400, 7.5)],
+    }
+    for day, rows in days.items():
+        frame = pd.DataFrame(rows, columns=["metric", "window", "numerator", "denominator", "value"]).assign(
+            unit="currency")
+        frame[["numerator", "denominator", "value"]] = frame[["numerator", "denominator", "value"]].astype(float)
+        folder = tmp_path / "data" / "warehouse" / "kpi" / "aov_arpu" / f"date={day}"
+        folder.mkdir(parents=True)
+        pq.write_table(arrow_table(frame, kpi.schema), folder / "part.parquet")
+    monkeypatch.chdir(tmp_path)
+
+    pandas_block, duckdb_block = [b for b in _readme_python_blocks("Reading the outputs") if "spark" not in b]
+    scope: dict = {}
+    exec(pandas_block, scope)
+    headline = scope["headline"]
+    assert [str(d) for d in headline["date"]] == ["2026-11-02", "2026-11-03"]
+    assert headline["value"].tolist() == [60.0, 60.0] and set(headline["unit"]) == {"currency"}
+    assert len(scope["aov_arpu"]) == 10 and len(scope["one_day"]) == 5
+    exec(duckdb_block, scope)
+    daily = scope["daily"]
+    assert [str(d)[:10] for d in daily["date"]] == ["2026-11-02", "2026-11-03"]
+    assert daily["aov_30d"].tolist() == [60.0, 60.0]
