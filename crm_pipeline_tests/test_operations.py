@@ -171,3 +171,17 @@ def test_the_readme_snippets_read_kpi_outputs_with_pandas_and_duckdb(tmp_path, m
     daily = scope["daily"]
     assert [str(d)[:10] for d in daily["date"]] == ["2026-11-02", "2026-11-03"]
     assert daily["aov_30d"].tolist() == [60.0, 60.0]
+
+
+def test_the_docs_cite_only_documents_that_ship_with_the_project():
+    repo = README.parent
+    texts = {path: path.read_text() for path in [README, *sorted((repo / "docs").glob("*.md")),
+                                                 *sorted((repo / "crm_pipeline").rglob("*.py"))]}
+    cited = {name for text in texts.values() for name in re.findall(r"docs/([a-z_]+\.md)", text)}
+    assert {"outputs.md", "inputs.md", "kpi_catalog.md", "checks.md"} <= cited
+    assert all((repo / "docs" / name).is_file() for name in cited), cited
+    # the hand-written documents never send a reader to a specification that is not in the repository
+    # (docs/kpi_catalog.md is generated from the KPI declarations)
+    hand_written = [p for p in texts if p.suffix == ".md" and p.name != "kpi_catalog.md"]
+    for path in hand_written:
+        assert not re.search(r"(?<![/\w])(kpis|sources|architecture|style)\.md", texts[path]), path
