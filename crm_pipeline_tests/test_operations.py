@@ -32,7 +32,8 @@ def test_every_check_of_the_definitions_has_a_description(settings):
 
 
 def test_checks_that_can_warn_say_when_it_is_expected(settings):
-    specs = {(s.asset_key.to_user_string(), s.name): s.description for s in all_check_specs(build_definitions(settings))}
+    specs = {(s.asset_key.to_user_string(), s.name): s.description
+             for s in all_check_specs(build_definitions(settings))}
     assert "short history" in specs[("kpi/uar_30d", "headline_within_usual_range")]
     assert "not a fault in the data" in specs[("kpi/asset_engagement_ratio", "headline_at_least_target")]
     assert "only a warning for the metrics the catalog declares unbounded" in specs[

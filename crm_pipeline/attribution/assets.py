@@ -275,7 +275,8 @@ def attribution_asset(partitions: dg.DailyPartitionsDefinition, settings: Settin
         check_specs=[
             checks.schema_spec(ATTRIBUTION_KEY, partitions),
             dg.AssetCheckSpec("primary_key_is_unique", asset=ATTRIBUTION_KEY, blocking=True,
-                              partitions_def=partitions, description=checks.primary_key_description(ATTRIBUTION_PK, ["campaign_id"])),
+                              partitions_def=partitions,
+                              description=checks.primary_key_description(ATTRIBUTION_PK, ["campaign_id"])),
             dg.AssetCheckSpec("credits_sum_to_one", asset=ATTRIBUTION_KEY, blocking=True, partitions_def=partitions,
                               description="for every order and model the credits sum to 1 (within 1e-9)"),
             dg.AssetCheckSpec("attributed_revenue_reconciles", asset=ATTRIBUTION_KEY, blocking=True,

@@ -54,7 +54,8 @@ def visits_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
         check_specs=[
             checks.schema_spec(VISITS_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(VISITS_PK), asset=VISITS_KEY, blocking=True,
-                              partitions_def=partitions, description=checks.primary_key_description(VISITS_PK, ["channel_group", "device_type"]))],
+                              partitions_def=partitions,
+                              description=checks.primary_key_description(VISITS_PK, ["channel_group", "device_type"]))],
     )
     def visits(settings: PipelineSettingsResource, events: pd.DataFrame):
         frame = daily_visits(events, settings.get().timezone)
