@@ -370,15 +370,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                                         seed=7, bad_rate=0.01), settings)
     manifest = json.loads(manifest_path.read_text())
     start, end = dt.date.fromisoformat(manifest["start"]), dt.date.fromisoformat(manifest["end"])
-    if end < demo_days(settings)[1]:
+    yesterday = (dt.datetime.now(dt.UTC).astimezone(settings.tz) - dt.timedelta(days=1)).date()
+    if end < yesterday:
         print(f"note: the sample world ends {end}; the freshness checks warn that later days are missing "
-              f"(delete {truth} and the landing zone to generate one ending yesterday)")
+              f"(delete {Path(truth).parent} to generate one ending yesterday)")
+    # the sample's first day is the first partition: no KPI counts the days before it as complete
+    start = max(start, settings.start_date)
+    settings = settings.with_overrides(start_date=start)
     if not settings.ground_truth_root:  # the sample world knows its true persons: score identity against them
         settings = settings.with_overrides(ground_truth_root=truth)
     # sample data: the development key is expected (the note above says so once, not every run again)
     settings = settings.with_overrides(allow_development_pii_key=True)
-    print(f"Running the pipeline for {start} .. {end} ...")
-    rows = run_range(settings, max(start, settings.start_date), end)
+    print(f"Running the pipeline for {start} .. {end} (CRM_START_DATE={start}: start `dagster dev` with it too) ...")
+    rows = run_range(settings, start, end)
     print_counts(rows)
     print_identity_summary(end)
     print_health_summary(end)

@@ -72,3 +72,41 @@ def test_a_world_ending_a_week_ago_warns_naming_the_missing_day(settings):
     assert not any(e.passed for e in evaluations)
     assert {e.severity for e in evaluations} == {dg.AssetCheckSeverity.WARN}
     assert all("partition 2026-11-19" in e.description for e in evaluations)
+
+
+def test_the_demo_generates_the_world_ending_yesterday_and_runs_it_from_its_first_day(settings, tmp_path,
+                                                                                      monkeypatch, capsys):
+    # the generation and the runs are replaced by recorders: what is checked is the wiring of the dates
+    import argparse
+    import json
+
+    from crm_pipeline import cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    generated, ran = [], []
+
+    def fake_generate(args, s):
+        generated.append((args.start, args.days))
+        truth = tmp_path / "ground_truth"
+        truth.mkdir(exist_ok=True)
+        last = args.start + dt.timedelta(days=args.days - 1)
+        (truth / "manifest.json").write_text(json.dumps({"start": args.start.isoformat(), "end": last.isoformat()}))
+
+    monkeypatch.setattr(cli, "cmd_generate", fake_generate)
+    monkeypatch.setattr(cli, "run_range", lambda s, start, end: ran.append((s.start_date, start, end)) or [])
+    for name in ("print_identity_summary", "print_health_summary", "print_checks_not_passed", "cmd_status"):
+        monkeypatch.setattr(cli, name, lambda *a, **k: None)
+    first, last = demo_days(settings)
+    assert cli.cmd_demo(argparse.Namespace(), settings) == 0
+    assert generated == [(first, DEMO_DAYS)]
+    # CRM_START_DATE of the run is the world's first day, so no window reaches into days without data
+    assert ran == [(first, first, last)]
+    out = capsys.readouterr().out
+    assert f"CRM_START_DATE={first}" in out and "note: the sample world ends" not in out
+    # a world generated a week ago is run as it is, with a note that its freshness checks will warn
+    week_ago = (first - dt.timedelta(days=7), last - dt.timedelta(days=7))
+    (tmp_path / "ground_truth" / "manifest.json").write_text(json.dumps(
+        {"start": week_ago[0].isoformat(), "end": week_ago[1].isoformat()}))
+    assert cli.cmd_demo(argparse.Namespace(), settings) == 0
+    assert len(generated) == 1 and ran[-1] == (week_ago[0], week_ago[0], week_ago[1])
+    assert f"note: the sample world ends {week_ago[1]}; the freshness checks warn" in capsys.readouterr().out
