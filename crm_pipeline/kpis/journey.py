@@ -1,4 +1,4 @@
-"""Journey KPIs (kpis.md "Journey and attribution"): one declaration and one pure function each."""
+"""Journey KPIs (docs/kpi_catalog.md "Journey and attribution"): one declaration and one pure function each."""
 
 import datetime as dt
 

@@ -1,4 +1,4 @@
-"""Sales pipeline KPIs (kpis.md "Sales pipeline"): CRM rows as of D (kpis.md 2.5), one pure function each.
+"""Sales pipeline KPIs (docs/kpi_catalog.md "Sales pipeline"): CRM rows as of D (docs/outputs.md 2.5), one pure function each.
 
 Every function reads the latest-state snapshots of D (`ingest/crm_leads`, `ingest/crm_opportunities`) and
 places a row in a window only through its lifecycle timestamps (created_at, first_response_at, qualified_at,

@@ -1,7 +1,7 @@
-"""Service, satisfaction and messaging-health KPIs (kpis.md "Service and satisfaction", "Email and messaging
+"""Service, satisfaction and messaging-health KPIs (docs/kpi_catalog.md "Service and satisfaction", "Email and messaging
 health"), one pure function each.
 
-Surveys and tickets are CRM rows as of D (kpis.md 2.5): a response counts through responded_at, a ticket
+Surveys and tickets are CRM rows as of D (docs/outputs.md 2.5): a response counts through responded_at, a ticket
 through created_at, first_response_at and resolved_at at or before the end of D; channel, contact_count and
 reopened come from the snapshot of D. Deliverability counts email events of D-6..D from the daily messaging
 aggregate.
