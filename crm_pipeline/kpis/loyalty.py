@@ -368,7 +368,7 @@ KPIS: tuple[KpiDefinition, ...] = (
         formula="retention_rate = cohort members with >= 1 engagement on D-N+1..D / cohort; avg_engagements = "
                 "engagement events of cohort members on D-N+1..D / cohort",
         window="30/90/180d (cohorts of D-30, D-90, D-180; registrations ever: complete from CRM_START_DATE + 365 d)",
-        population=f"registrants whose registration falls on D-N; {_REGISTRATION}; engagements as kpis.md 2.2, "
+        population=f"registrants whose registration falls on D-N; {_REGISTRATION}; engagements as docs/outputs.md 2.2, "
                    "under any identifier of the person", unit="ratio, count",
         dimensions=(Dimension("metric", ("retention_rate", "avg_engagements")),
                     Dimension("window", tuple(RETENTION_WINDOWS))),

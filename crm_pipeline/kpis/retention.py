@@ -312,7 +312,7 @@ ORDER_BOOK = order_book_input("order_book", columns=BOOK_COLUMNS)
 TERMS = KpiInput("crm_subscription_terms", SUBSCRIPTION_TERMS, columns=TERM_COLUMNS)
 PERSONS_NOTE = ("persons as of the newest identity partition: parts merged since D-30 are one customer at D-30 "
                 "and at D")
-TERMS_NOTE = ("subscription terms as CRM rows as of D (kpis.md 2.5): a term counts through term_start and "
+TERMS_NOTE = ("subscription terms as CRM rows as of D (docs/outputs.md 2.5): a term counts through term_start and "
               "term_end <= end of D; renewed at D = a later term of the same subscription_id has term_start <= end "
               "of D; status is not read; the 7-day grace is the setting CRM_RENEWAL_GRACE_DAYS")
 
@@ -392,7 +392,7 @@ KPIS: tuple[KpiDefinition, ...] = (
                 "D-119..D-30) with >= 1 engagement in D-29..D / persons dormant at D-30",
         window="30d (D-29..D); dormant at D-30", population="persons dormant at D-30",
         exclusions="persons as of the newest identity partition: parts merged since D-30 are one person; "
-                   "'engaged on or before D-30' is complete from CRM_START_DATE + 365 d (kpis.md 2.8)",
+                   "'engaged on or before D-30' is complete from CRM_START_DATE + 365 d (docs/outputs.md 2.8)",
         unit="ratio", dimensions=(), headline={},
         inputs=(KpiInput("engagement_recency_30", ENGAGEMENT_RECENCY, offset_days=LOOKBACK_DAYS),
                 KpiInput("person_engagement", ("aggregates", "person_engagement"), window_days=LOOKBACK_DAYS,

@@ -199,7 +199,7 @@ def _lineage(*pairs: tuple[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
 
 
 SOURCE = Dimension("source")
-CRM_AS_OF_D = ("CRM rows as of D (kpis.md 2.5): a row counts only through its lifecycle timestamps at or before "
+CRM_AS_OF_D = ("CRM rows as of D (docs/outputs.md 2.5): a row counts only through its lifecycle timestamps at or before "
                "the end of D")
 
 KPIS: tuple[KpiDefinition, ...] = (

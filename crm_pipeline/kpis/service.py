@@ -154,7 +154,7 @@ def deliverability(messaging: pd.DataFrame) -> list[dict]:
 
 
 SURVEY_POPULATION = "survey responses of the type with responded_at in D-29..D, each counted once"
-TICKETS_AS_OF_D = ("CRM rows as of D (kpis.md 2.5): a ticket counts through created_at, first_response_at and "
+TICKETS_AS_OF_D = ("CRM rows as of D (docs/outputs.md 2.5): a ticket counts through created_at, first_response_at and "
                    "resolved_at at or before the end of D; channel, contact_count and reopened from the snapshot of D")
 RESOLVED = "tickets with resolved_at (the latest resolution) in D-29..D"
 SURVEY_INPUTS = (KpiInput("crm_survey_responses", SURVEYS, columns=SURVEY_COLUMNS),)

@@ -290,7 +290,7 @@ KPIS: tuple[KpiDefinition, ...] = (
                     "recipient; the total pools every (campaign, recipient) pair.",
         formula="numerator = net revenue (refunds not deducted) of the recipients' orders placed within 30 d after "
                 "their first send of the campaign in the window (first send < ordered_at <= first send + 30 d, up "
-                "to the end of D) whose journey's last touch (kpis.md 2.7) carries the campaign_id; denominator = "
+                "to the end of D) whose journey's last touch (docs/outputs.md 2.7) carries the campaign_id; denominator = "
                 "recipients (persons with an email_send of the campaign in the window)",
         window="30d (sends in D-29..D; journeys look back 30 d)",
         population="(campaign, person) pairs with an email_send of the campaign in D-29..D", unit="currency",
