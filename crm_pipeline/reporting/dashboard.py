@@ -79,7 +79,7 @@ def cell(value: object) -> str:
     """A data value as escaped HTML text; a text starting like a spreadsheet formula gets a leading `'`."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "&ndash;"
-    if _is_number(value):
+    if isinstance(value, float | int | np.floating | np.integer) and not isinstance(value, bool):
         return html.escape(number(float(value)))
     text = str(value)
     if text.startswith(FORMULA_START):
@@ -107,7 +107,9 @@ def _table(columns: list[str], rows: list[list[object]], css: str = "") -> str:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, float | int | np.floating | np.integer) and not isinstance(value, bool)
+    """A number with a value (a null is shown as a dash, not right-aligned)."""
+    return (isinstance(value, float | int | np.floating | np.integer) and not isinstance(value, bool)
+            and not np.isnan(value))
 
 
 def _no_data(reason: str) -> str:
@@ -325,7 +327,7 @@ def freshness_section(freshness: pd.DataFrame | None, day: str) -> tuple[str, in
     newest = freshness["newest_partition"]
     lag = (pd.Timestamp(day) - pd.to_datetime(newest)).dt.days
     status = np.where(newest.isna(), "missing", np.where(lag <= 0, "fresh", "behind"))
-    frame = freshness.assign(lag=lag.where(lag > 0, 0), status=status).sort_values(["status", "asset"])
+    frame = freshness.assign(lag=lag.clip(lower=0), status=status).sort_values(["status", "asset"])
     behind = int((frame["status"] != "fresh").sum())
     return (f"<p>{len(frame) - behind} of {len(frame)} assets have a partition for {html.escape(day)}; "
             f"{behind} are behind or missing.</p>"

@@ -13,6 +13,8 @@ from crm_pipeline.reporting.assets import REPORT_KEY, page_url
 from crm_pipeline.reporting.dashboard import SECTIONS, number, read_page
 from crm_pipeline_tests.conftest import tiny_world
 
+pytestmark = pytest.mark.slow
+
 START = dt.date(2026, 10, 1)
 DAYS = [START]  # one day: the whole graph runs for it (the sparklines' history is unit-tested)
 
