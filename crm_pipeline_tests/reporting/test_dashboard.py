@@ -62,6 +62,12 @@ def section(page: str, name: str) -> str:
 
 @pytest.fixture
 def full() -> DashboardInputs:
+    return sample_inputs()
+
+
+def sample_inputs() -> DashboardInputs:
+    """A day with data in every section but cohorts, and hostile names from the data (also rendered by the
+    browser test)."""
     history = scorecard([
         # aov_arpu on three days: 10, 20, 30 -> a rising 3-point sparkline
         ("aov_arpu", 10.0, "currency", 10.0, 1.0, day(-2)),
