@@ -48,7 +48,7 @@ def write_page(settings: Settings, day: str, text: str) -> tuple[str, str]:
     return url, filesystem.cat_file(path).decode("utf-8")
 
 
-def page_parses(stored: str, expected_bytes: int):
+def page_parses(stored: str, expected_bytes: int) -> dg.AssetCheckResult:
     page = read_page(stored)
     return dg.AssetCheckResult(
         asset_key=REPORT_KEY, check_name="dashboard_is_written_and_parses",
@@ -57,7 +57,7 @@ def page_parses(stored: str, expected_bytes: int):
                   "errors": dg.MetadataValue.json(page.errors)})
 
 
-def every_scorecard_kpi_appears(scorecard_today: pd.DataFrame, stored: str):
+def every_scorecard_kpi_appears(scorecard_today: pd.DataFrame, stored: str) -> dg.AssetCheckResult:
     page = read_page(stored)
     missing = sorted(set(scorecard_today["kpi"].astype(str)) - set(page.kpis))
     return dg.AssetCheckResult(
