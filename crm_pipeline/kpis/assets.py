@@ -32,6 +32,7 @@ from crm_pipeline.kpis.framework import (
     standard_checks,
 )
 from crm_pipeline.kpis.journey import KPIS as JOURNEY_KPIS
+from crm_pipeline.kpis.lifetime import KPIS as LIFETIME_KPIS
 from crm_pipeline.kpis.loyalty import KPIS as LOYALTY_KPIS
 from crm_pipeline.kpis.loyalty import customer_rfm_asset
 from crm_pipeline.kpis.persons import IDENTITY_MERGES_PATH, PersonRemap
@@ -55,7 +56,7 @@ GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
 ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS, *SALES_KPIS,
                                       *SERVICE_KPIS, *CLV_KPIS, *LOYALTY_KPIS, *VALUE_KPIS, *RETENTION_KPIS,
-                                      *COST_KPIS)
+                                      *COST_KPIS, *LIFETIME_KPIS)
 IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
@@ -94,6 +95,10 @@ def headline_value(kpi: KpiDefinition, frame: pd.DataFrame) -> float | None:
 
 def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     key = kpi_key(kpi)
+    keys = [i.key for i in kpi.inputs]
+    if len(set(keys)) != len(keys):  # Dagster keys an asset's inputs by upstream asset: one would silently vanish
+        raise ValueError(f"kpi/{kpi.name} reads an upstream asset twice ({sorted(k for k in set(keys) if keys.count(k) > 1)}): "
+                         "read a state as of D-30 through its own asset (e.g. aggregates/customer_status)")
     ins = {
         i.name: dg.AssetIn(key=dg.AssetKey(list(i.key)), metadata=i.io_metadata, partition_mapping=i.partition_mapping)
         for i in kpi.inputs

@@ -18,7 +18,17 @@ from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCH
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
 from crm_pipeline.ingestion.landing import FX_LATEST_SCHEMA
-from crm_pipeline.kpis import aggregates, audiences, campaigns, clv, loyalty, retention, states, value
+from crm_pipeline.kpis import (
+    aggregates,
+    audiences,
+    campaigns,
+    clv,
+    lifetime,
+    loyalty,
+    retention,
+    states,
+    value,
+)
 from crm_pipeline.kpis.assets import ALL_KPIS, kpi_key
 from crm_pipeline.kpis.framework import KpiDefinition, finalise, headline_target_check, standard_checks
 from crm_pipeline.kpis.persons import PersonRemap
@@ -64,6 +74,7 @@ SCHEMAS = {
     ("aggregates", "campaign_contacts"): campaigns.CAMPAIGN_CONTACTS_SCHEMA,
     ("aggregates", "campaign_starts"): campaigns.CAMPAIGN_STARTS_SCHEMA,
     ("aggregates", "ad_clicks"): campaigns.AD_CLICKS_SCHEMA,
+    lifetime.COHORT_RETENTION: next(k for k in lifetime.KPIS if k.name == "cohort_retention").schema,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -176,6 +187,12 @@ EXPECTED: dict[str, list[tuple]] = {
                          (N, "ci_low", N, N, N, "percent"), (N, "conversion_rate_holdout", 0.0, 0.0, N, "percent"),
                          (N, "conversion_rate_sent", 0.0, 0.0, N, "percent"), (N, "lift", N, N, N, "percent")],
     "ad_conversion_rate": [(0.0, 0.0, N, "ratio")],
+    # no active customer at D-30: churn, lifetime, clv and its margin are null; no order: aov 0 / 0
+    "clv": [(N, N, N, N, "currency"), ("annual_churn", N, N, N, "ratio"), ("aov", 0.0, 0.0, N, "currency"),
+            ("clv", N, N, N, "currency"), ("clv_margin", N, N, N, "currency"),
+            ("orders_per_customer", 0.0, 0.0, N, "count")],
+    # no order ever: no cohort; the headline cohort is empty: retention 0 / 0
+    "cohort_retention": [(N, N, N, N, 0.0, 0.0, N, "ratio")],
 }
 
 
