@@ -25,6 +25,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 SPARKLINE_DAYS = 90
+COHORT_CURVES = 12  # the latest cohorts drawn as retention curves (all are in the matrix)
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("scorecard", "Scorecard"),
     ("device_hour", "Visits by device and hour of day (28 days, index 100 = the device's usual share)"),
@@ -228,7 +229,15 @@ def cohorts_section(table: pd.DataFrame | None, computed: bool) -> tuple[str, in
                                hovertemplate="cohort %{y}, month %{x}: %{z:.3f}<extra></extra>"))
     fig.update_xaxes(title="months since the first order", type="category")
     fig.update_yaxes(type="category", autorange="reversed")
-    return _plot(fig, "plot-cohorts", 140 + 28 * len(grid)), len(cells)
+    curves = go.Figure()
+    for cohort in grid.index[-COHORT_CURVES:]:  # one retention curve per recent cohort (a dozen at most)
+        row = grid.loc[cohort]
+        curves.add_trace(go.Scatter(x=[int(m) for m in row.index], y=row.astype(float).tolist(),
+                                    mode="lines+markers", name=label(cohort)))
+    curves.update_xaxes(title="months since the first order", dtick=1)
+    curves.update_yaxes(title="retained (share)", rangemode="tozero")
+    return (_plot(fig, "plot-cohorts", 140 + 28 * len(grid)) + _plot(curves, "plot-cohort-curves", 340),
+            len(cells))
 
 
 def attribution_section(table: pd.DataFrame | None) -> tuple[str, int]:

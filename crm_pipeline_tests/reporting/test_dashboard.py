@@ -42,6 +42,15 @@ def kpi_table(name: str, rows: list[tuple]) -> pd.DataFrame:
     return stored(schema, [dict(zip(schema.names, row, strict=True)) for row in rows])
 
 
+COHORT_ROWS = [
+    ("2026-11", "1", "retention", N, 1.0, 4.0, 0.25, "ratio"),
+    ("2026-11", "0", "retention", N, 4.0, 4.0, 1.0, "ratio"),
+    ("2026-12", "0", "retention", N, 2.0, 2.0, 1.0, "ratio"),
+    ("2026-12", "0", "retention", "email", 1.0, 1.0, 1.0, "ratio"),  # by channel: not in the matrix
+    ("2026-12", "0", "revenue", N, 50.0, N, 50.0, "currency"),  # another metric: not in the matrix
+]
+
+
 def cohort_table(rows: list[tuple]) -> pd.DataFrame:
     """cohort_retention with the columns of kpis.md section 3 (its module is being added beside this one)."""
     return pd.DataFrame(rows, columns=["cohort", "months_since", "metric", "acquisition_channel", "numerator",
@@ -66,7 +75,7 @@ def full() -> DashboardInputs:
 
 
 def sample_inputs() -> DashboardInputs:
-    """A day with data in every section but cohorts, and hostile names from the data (also rendered by the
+    """A day with data in every section, and hostile names from the data (also rendered by the
     browser test)."""
     history = scorecard([
         # aov_arpu on three days: 10, 20, 30 -> a rising 3-point sparkline
@@ -119,6 +128,7 @@ def sample_inputs() -> DashboardInputs:
             ("lead_to_opportunity", N, 20.0, 62.0, 20 / 62, "ratio"),
         ]),
         "close_rate": kpi_table("close_rate", [(N, 2.0, 4.0, 0.5, "ratio")]),
+        "cohort_retention": cohort_table(COHORT_ROWS),
         "nps": kpi_table("nps", [(40.0, 150.0, 40 / 150 * 100, "score")]),
     }
     return DashboardInputs(
@@ -164,14 +174,13 @@ def test_sections_numbers_and_row_counts(full):
     page = dashboard.html
     frame = dashboard.sections.set_index("section")
     assert frame.index.tolist() == [name for name, _ in SECTIONS]
-    # scorecard 5 KPIs; device 2 cells; retention 2 curve points with a value + 3 metric rows; no cohort KPI;
+    # scorecard 5 KPIs; device 2 cells; retention 2 curve points with a value + 3 metric rows; 3 cohort cells;
     # attribution 2 model x channel rows; funnel 5 stages; service 4 values in the trend (nps twice, csat, ces);
     # 2 sources; 4 check counts + 2 anomaly rows; 3 assets
-    assert frame["rows"].to_dict() == {"scorecard": 5, "device_hour": 2, "retention": 5, "cohorts": 0,
+    assert frame["rows"].to_dict() == {"scorecard": 5, "device_hour": 2, "retention": 5, "cohorts": 3,
                                        "attribution": 2, "funnel": 5, "service": 4, "quarantine": 2, "checks": 6,
                                        "freshness": 3}
-    assert frame["has_data"].to_dict() == {name: name != "cohorts" for name, _ in SECTIONS}
-    assert "no data: cohort_retention is not computed by this pipeline" in section(page, "cohorts")
+    assert frame["has_data"].all()
     assert "Device coverage (visits with a device type): 0.8" in section(page, "device_hour")
     assert "Net revenue of the orders on D: 150" in section(page, "attribution")
     assert "<tr><td>linear</td><td class=\"num\">150</td></tr>" in section(page, "attribution")
@@ -189,7 +198,8 @@ def test_sections_numbers_and_row_counts(full):
     assert "1 of 3 assets have a partition for 2026-12-31; 2 are behind or missing." in freshness
     assert "<tr><td>ingest/orders</td><td>2026-12-29</td><td class=\"num\">2</td><td>behind</td></tr>" in freshness
     assert "<tr><td>ingest/costs</td><td>&ndash;</td><td>&ndash;</td><td>missing</td></tr>" in freshness
-    for div in ("plot-device-hour", "plot-registrant-retention", "plot-attribution", "plot-funnel", "plot-service"):
+    for div in ("plot-device-hour", "plot-registrant-retention", "plot-cohorts", "plot-cohort-curves",
+                "plot-attribution", "plot-funnel", "plot-service"):
         assert f'id="{div}"' in page
 
 
@@ -236,21 +246,21 @@ def test_an_empty_day_gives_no_data_sections_and_no_crash():
     assert not nothing.sections["has_data"].any()
     assert read_page(nothing.html).ok
     assert nothing.html.count('<p class="no-data">no data: ') == len(SECTIONS)
+    assert "no data: cohort_retention is not computed by this pipeline" in section(nothing.html, "cohorts")
 
 
 def test_the_cohort_matrix_is_drawn_when_the_kpi_exists():
-    table = cohort_table([
-        ("2026-11", "1", "retention", N, 1.0, 4.0, 0.25, "ratio"),
-        ("2026-11", "0", "retention", N, 4.0, 4.0, 1.0, "ratio"),
-        ("2026-12", "0", "retention", N, 2.0, 2.0, 1.0, "ratio"),
-        ("2026-12", "0", "retention", "email", 1.0, 1.0, 1.0, "ratio"),  # by channel: not in the matrix
-        ("2026-12", "0", "revenue", N, 50.0, N, 50.0, "currency"),  # another metric: not in the matrix
-    ])
+    table = cohort_table(COHORT_ROWS)
+    if "cohort_retention" in KPIS:  # the columns used here are the KPI's own
+        assert KPIS["cohort_retention"].schema.names == table.columns.tolist()
     dashboard = build_dashboard(DashboardInputs(day=DAY, scorecard=pd.DataFrame(columns=SCORECARD_COLUMNS),
                                                 health=pd.DataFrame(columns=HEALTH_COLUMNS),
                                                 tables={"cohort_retention": table}))
     assert dashboard.sections.set_index("section").loc["cohorts", "rows"] == 3
-    assert 'id="plot-cohorts"' in section(dashboard.html, "cohorts")
+    cohorts = section(dashboard.html, "cohorts")
+    assert 'id="plot-cohorts"' in cohorts and 'id="plot-cohort-curves"' in cohorts
+    # the 2026-11 curve: month 0 = 4/4, month 1 = 1/4 (plotly's JSON of the trace)
+    assert '"mode":"lines+markers","name":"2026-11","x":[0,1],"y":[1.0,0.25]' in cohorts
 
 
 def test_the_page_checks_pass_on_the_page_and_fail_on_a_broken_one(full):

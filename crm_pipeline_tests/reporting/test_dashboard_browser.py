@@ -12,7 +12,8 @@ from crm_pipeline.reporting.dashboard import build_dashboard
 from crm_pipeline_tests.reporting.test_dashboard import EVIL_CHANNEL, sample_inputs
 
 CHROMIUM = Path("/usr/bin/chromium")
-PLOTS = ("plot-device-hour", "plot-registrant-retention", "plot-attribution", "plot-funnel", "plot-service")
+PLOTS = ("plot-device-hour", "plot-registrant-retention", "plot-cohorts", "plot-cohort-curves", "plot-attribution",
+         "plot-funnel", "plot-service")
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (Debian package "
                                                                "`chromium`; CI installs it)")

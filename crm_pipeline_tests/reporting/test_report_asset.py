@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from crm_pipeline.cli import print_scorecard, run_range
+from crm_pipeline.kpis.assets import ALL_KPIS
 from crm_pipeline.reporting.assets import REPORT_KEY, page_url
 from crm_pipeline.reporting.dashboard import SECTIONS, number, read_page
 from crm_pipeline_tests.conftest import tiny_world
@@ -64,7 +65,7 @@ def test_the_page_shows_every_scorecard_kpi_with_its_headline_and_sparkline(run)
     page = read_page(text)
     assert page.ok, page.errors
     assert page.kpis == sorted(scorecard["kpi"].tolist())
-    assert len(page.kpis) == 44
+    assert len(page.kpis) == len(ALL_KPIS)
     # the headline of every KPI is its table cell, formatted as on the page (null: a dash)
     for kpi, value in zip(scorecard["kpi"], scorecard["value"], strict=True):
         row = text.split(f'<tr data-kpi="{kpi}">', 1)[1].split("</tr>", 1)[0]
@@ -83,4 +84,4 @@ def test_the_demo_ends_with_the_headlines_and_the_dashboard_path(run, capsys):
     assert f"Scorecard headlines on {DAYS[-1]}:" in out
     lines = out.splitlines()
     assert lines[-1] == f"Dashboard: {page_url(settings, DAYS[-1].isoformat())}"
-    assert sum(1 for line in lines if line.split()[:1] and line.split()[0] in set(scorecard["kpi"])) == 44
+    assert sum(1 for line in lines if line.split()[:1] and line.split()[0] in set(scorecard["kpi"])) == len(ALL_KPIS)
