@@ -10,7 +10,7 @@ Every evaluation (every 5 minutes by default) looks at the last CRM_LATE_DATA_LO
 A late day D requests the whole graph for D..D+CRM_RESTATE_DAYS-1 (up to the newest materialised day): the
 snapshots and states carry D forward and the trailing windows of later days include it. An identity change on
 D requests, for D-CRM_IDENTITY_RESTATE_DAYS..D-1, the journeys and their attribution, the CLV predictions and
-the KPIs that count persons or read journeys (kpis.md 2.2: they carry person ids through later changes), plus
+the KPIs that count persons or read journeys (docs/outputs.md 2.2: they carry person ids through later changes), plus
 audience_membership up to the newest day, whose `since` chains.
 
 Everything found in one evaluation becomes one backfill (the UI shows it like a manual one; the backfill
