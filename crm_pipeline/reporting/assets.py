@@ -89,7 +89,8 @@ def report_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
                                        *("kpi/" + kpi.name for kpi in shown)])},
         check_specs=[
             checks.schema_spec(REPORT_KEY, partitions),
-            dg.AssetCheckSpec("section_is_unique", asset=REPORT_KEY, blocking=True, partitions_def=partitions),
+            dg.AssetCheckSpec("section_is_unique", asset=REPORT_KEY, blocking=True, partitions_def=partitions,
+                              description=checks.primary_key_description(["section"])),
             dg.AssetCheckSpec("dashboard_is_written_and_parses", asset=REPORT_KEY, partitions_def=partitions,
                               description="the page read back from storage is the one written, every section "
                                           "is there in order and its tags nest"),

@@ -259,8 +259,8 @@ def attribution_section(table: pd.DataFrame | None) -> tuple[str, int]:
 
 
 def funnel_stages(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, float | None]]:
-    """(stage, count) from lead to won, each counted in D-29..D by its own timestamp (kpis.md: leads created,
-    qualified, converted; leads created with an opportunity; opportunities won)."""
+    """(stage, count) from lead to won, each counted in D-29..D by its own timestamp (docs/kpi_catalog.md):
+    leads created, qualified, converted; leads created with an opportunity; opportunities won."""
     mix = tables.get("lead_source_mix")
     return [("leads created", _one(mix, metric="leads", source=None)),
             ("qualified", _one(mix, metric="qualified", source=None)),

@@ -52,7 +52,7 @@ COHORT_ROWS = [
 
 
 def cohort_table(rows: list[tuple]) -> pd.DataFrame:
-    """cohort_retention with the columns of kpis.md section 3 (its module is being added beside this one)."""
+    """cohort_retention with the columns of its catalog entry (docs/kpi_catalog.md)."""
     return pd.DataFrame(rows, columns=["cohort", "months_since", "metric", "acquisition_channel", "numerator",
                                        "denominator", "value", "unit"])
 
@@ -217,7 +217,7 @@ def test_every_value_from_data_is_escaped(full):
 
 
 def test_an_empty_day_gives_no_data_sections_and_no_crash():
-    # the KPIs' empty-population rows (kpis.md section 1): quotients 0/0 with a null value, counts 0
+    # the KPIs' empty-population rows (docs/outputs.md): quotients 0/0 with a null value, counts 0
     empty_tables = {
         "device_hour_index": kpi_table("device_hour_index", [(N, N, 0.0, 0.0, N, "ratio")]),
         "attributed_revenue": kpi_table("attributed_revenue", [(N, N, 0.0, N, 0.0, "currency")]),
