@@ -392,7 +392,36 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nOutputs (Hive-partitioned Parquet): {settings.warehouse_root}")
     print(f"Quarantine: {join(settings.warehouse_root, 'quarantine')}")
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}  (browse it with: dagster dev -w workspace.yaml)")
+    print_scorecard(settings, end)
     return 0
+
+
+def scorecard_headlines(settings: Settings, day: dt.date) -> pd.DataFrame:
+    """kpi, value, unit of every KPI's headline on `day` (kpi_scorecard), empty when the day has none."""
+    try:
+        frame = _read_partition(settings, "kpi_scorecard", day.isoformat())
+    except FileNotFoundError:
+        return pd.DataFrame(columns=["kpi", "value", "unit"])
+    return frame[["kpi", "value", "unit"]].sort_values("kpi", ignore_index=True)
+
+
+def print_scorecard(settings: Settings, day: dt.date) -> None:
+    """The day's scorecard headlines as a compact table, then where the day's dashboard is."""
+    from crm_pipeline.reporting.assets import page_url
+
+    headlines = scorecard_headlines(settings, day)
+    if headlines.empty:
+        print(f"\nNo kpi_scorecard for {day}")
+        return
+    shown = headlines.assign(value=[
+        "null" if pd.isna(v) else f"{v:,.4f}".rstrip("0").rstrip(".") for v in headlines["value"]],
+        unit=headlines["unit"].fillna("-"))
+    print(f"\nScorecard headlines on {day}:")
+    with pd.option_context("display.max_rows", 500, "display.width", 200):
+        print(shown.to_string(index=False))
+    url = page_url(settings, day.isoformat())
+    fs, path = filesystem(url, settings.storage_options)
+    print(f"\nDashboard: {url}" if fs.exists(path) else f"\nNo dashboard for {day} (expected at {url})")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from crm_pipeline.health import pipeline_health_asset
 from crm_pipeline.identity.assets import build_identity_assets
 from crm_pipeline.ingestion.assets import build_ingestion_assets
 from crm_pipeline.kpis.assets import build_kpi_assets
+from crm_pipeline.reporting.assets import report_asset
 from crm_pipeline.resources import PipelineSettingsResource, check_no_credentials
 from crm_pipeline.restatement import build_restatement_sensor
 from crm_pipeline.settings import Settings
@@ -73,6 +74,7 @@ def _build_definitions(settings: Settings) -> dg.Definitions:
     assets = [*build_ingestion_assets(partitions), *build_identity_assets(partitions),
               *build_attribution_assets(partitions, settings), *build_kpi_assets(partitions)]
     assets.append(pipeline_health_asset(partitions, assets))
+    assets.append(report_asset(partitions))  # after the health asset, which it shows (and which cannot count it)
 
     deadline_hour = (settings.schedule_hour + FRESHNESS_GRACE_HOURS) % 24
     # Partition-aware freshness: yesterday's partition must exist by the deadline. The newer asset-level

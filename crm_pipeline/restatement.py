@@ -56,12 +56,12 @@ PERSON_LEVEL = (tuple(CLV_PREDICTIONS_KEY.path), tuple(CLV_MODEL_KEY.path))
 def person_counting_keys() -> list[dg.AssetKey]:
     """The assets an identity change restates: the journeys and their attribution (buyers and touches are
     joined through persons), the CLV predictions and the models fitted on their buyers, the KPIs that count
-    persons or read journeys or predictions, the scorecard and the health table. The 90-day training states and
-    the models trained on them are left as they were."""
+    persons or read journeys or predictions, the scorecard, the health table and the dashboard that shows them.
+    The 90-day training states and the models trained on them are left as they were."""
     per_order = {tuple(k) for k in ATTRIBUTION_PER_ORDER + PERSON_LEVEL}
     kpis = [kpi_key(k) for k in ALL_KPIS if k.needs_remap or any(tuple(i.key) in per_order for i in k.inputs)]
     return [*(dg.AssetKey(list(k)) for k in ATTRIBUTION_PER_ORDER + PERSON_LEVEL), *kpis, SCORECARD_KEY,
-            dg.AssetKey(["pipeline_health"])]
+            dg.AssetKey(["pipeline_health"]), dg.AssetKey(["report"])]
 
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:
