@@ -1,4 +1,4 @@
-"""Business hours between two instants, vectorised (kpis.md `response_time`).
+"""Business hours between two instants, vectorised (docs/kpi_catalog.md `response_time`).
 
 A weekly schedule (one opening window per weekday, e.g. Mon-Fri 09:00-17:00) in a timezone, minus holidays.
 The business time between `start` and `end` is `B(end) - B(start)`, where `B(t)` counts the business seconds

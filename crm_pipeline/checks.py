@@ -19,6 +19,13 @@ def primary_key_check_name(columns: Sequence[str]) -> str:
     return f"{'_'.join(columns)}_is_unique" if len(columns) <= 2 else "primary_key_is_unique"
 
 
+def primary_key_description(columns: Sequence[str], nullable: Sequence[str] = ()) -> str:
+    """The description of the spec of `primary_key_is_unique(..., columns, nullable)`."""
+    if not nullable:
+        return f"({', '.join(columns)}) is never null and never repeated"
+    return f"({', '.join(columns)}) is never repeated (null equals null); only {', '.join(nullable)} may be null"
+
+
 def primary_key_is_unique(
     asset_key: dg.AssetKey, frame: pd.DataFrame, columns: Sequence[str], nullable: Sequence[str] = ()
 ) -> dg.AssetCheckResult:

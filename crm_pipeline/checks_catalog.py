@@ -11,6 +11,8 @@ import dagster as dg
 from crm_pipeline.settings import Settings
 
 CHECKS_PATH = Path(__file__).resolve().parents[1] / "docs" / "checks.md"
+FRESHNESS_DESCRIPTION = ("warns when yesterday's partition (in the reporting timezone) is missing once the schedule's "
+                         "hour + 4 h has passed; a world whose last day is older warns until its missing days run")
 HEADER = """# Checks per asset
 
 Generated from the Definitions by `crm-pipeline catalog`; do not edit by hand.
@@ -40,6 +42,19 @@ def render() -> str:
         names = sorted(specs.get(spec.key, []), key=lambda c: c.name)
         cells = ", ".join(f"**`{c.name}`**" if c.blocking else f"`{c.name}`" for c in names)
         lines.append(f"| `{spec.key.to_user_string()}` | {spec.group_name} | {cells}, `freshness_check` |")
+    lines += ["", "## What each check asserts", "",
+              "A check that warns (or errors without blocking) says here when that is expected; the same text is "
+              "the check's description in the Dagster UI.", "", "| check | description |", "|---|---|"]
+    described: dict[str, dict[str, list[str]]] = {}
+    for check_specs in specs.values():
+        for c in check_specs:
+            described.setdefault(c.name, {}).setdefault(c.description or "", []).append(c.asset_key.to_user_string())
+    described["freshness_check"] = {FRESHNESS_DESCRIPTION: []}
+    for name in sorted(described):
+        texts = described[name]
+        cell = next(iter(texts)) if len(texts) == 1 else "<br>".join(
+            f"{', '.join(f'`{a}`' for a in sorted(assets))}: {text}" for text, assets in sorted(texts.items()))
+        lines.append(f"| `{name}` | {cell} |")
     return "\n".join(lines) + "\n"
 
 

@@ -99,7 +99,7 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
     Days run one after another because the snapshot assets depend on the previous day (one run per day is
     also their backfill policy). Returns one summary row per ingestion source and day.
     """
-    from crm_pipeline.definitions import build_definitions, daily_partitions
+    from crm_pipeline.definitions import DAILY_JOB_NAME, build_definitions, daily_partitions
 
     if start < settings.start_date:
         raise SystemExit(f"--start {start} is before the first partition CRM_START_DATE={settings.start_date}")
@@ -109,15 +109,22 @@ def run_range(settings: Settings, start: dt.date, end: dt.date, select: str | No
     last = partitions.get_last_partition_key()
     if last is None or end > dt.date.fromisoformat(last):
         raise SystemExit(f"--end {end} is after the last complete day {last} in {settings.timezone}")
-    assets = list(defs.assets or [])
-    selection = dg.AssetSelection.from_string(select) if select else None
+    # runs of the daily job, named after it in the instance and the UI like the schedule's runs; a selection
+    # keeps the inline checks of the selected assets (the freshness checks stay the sensor's) and completes
+    # multi-assets that cannot run in part (the identity graph writes its five tables together)
+    job = defs.resolve_job_def(DAILY_JOB_NAME)
+    if select:
+        keys = dg.AssetSelection.from_string(select).required_multi_asset_neighbors().resolve(
+            defs.resolve_asset_graph())
+        job = job.get_subset(asset_selection=keys, asset_check_selection={
+            k for a in defs.assets or [] for k in a.check_keys if k.asset_key in keys})
     rows: list[dict[str, object]] = []
     days = _days(start, end)
     for i, day in enumerate(days, 1):
         t0 = time.perf_counter()
-        result = dg.materialize(assets, partition_key=day.isoformat(), instance=instance,
-                                resources=defs.resources, selection=selection, raise_on_error=False,
-                                tags={"crm_pipeline/source": "cli"}, run_config=QUIET_RUN_CONFIG)
+        result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
+                                        tags={"crm_pipeline/source": "cli"},
+                                        run_config=QUIET_RUN_CONFIG)
         evaluations = result.get_asset_check_evaluations()
         failed = [e for e in evaluations if not e.passed]
         materialised = result.get_asset_materialization_events()
@@ -308,31 +315,113 @@ def print_health_summary(day: dt.date, instance: dg.DagsterInstance | None = Non
           + " (the whole table: pipeline_health)")
 
 
+def demo_days(settings: Settings, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
+    """First and last day of a new sample world: DEMO_DAYS days ending yesterday in the reporting timezone.
+
+    Yesterday is the newest complete partition, the one the freshness checks expect: a world ending there is
+    fresh when `dagster dev` opens it. The first day is not before CRM_START_DATE (no partition before it).
+    """
+    end = (now or dt.datetime.now(dt.UTC)).astimezone(settings.tz).date() - dt.timedelta(days=1)
+    start = max(end - dt.timedelta(days=DEMO_DAYS - 1), settings.start_date)
+    if start > end:
+        raise SystemExit(f"CRM_START_DATE={settings.start_date} is after yesterday {end}: no day to generate")
+    return start, end
+
+
+def checks_not_passed(instance: dg.DagsterInstance, defs: dg.Definitions, day: dt.date
+                      ) -> list[tuple[str, str, list[str], str]]:
+    """(severity, check, assets, the check's description) for the inline checks whose latest evaluation for
+    `day` did not pass, one entry per check name and description (the description says when it is expected)."""
+    from dagster._core.event_api import PartitionKeyFilter  # no public API reads check outcomes per partition
+
+    specs = {spec.key: spec for assets_def in defs.assets or [] for spec in assets_def.check_specs}
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        list(specs), partition_filter=PartitionKeyFilter(key=day.isoformat()))
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for key, record in latest.items():
+        event = record.event.dagster_event if record.event is not None else None
+        evaluation = event.event_specific_data if event is not None else None
+        if isinstance(evaluation, dg.AssetCheckEvaluation) and not evaluation.passed:
+            group = (evaluation.severity.value, key.name, specs[key].description or "")
+            grouped.setdefault(group, []).append(key.asset_key.to_user_string())
+    return [(severity, name, sorted(assets), text) for (severity, name, text), assets in sorted(grouped.items())]
+
+
+def print_checks_not_passed(day: dt.date, settings: Settings, instance: dg.DagsterInstance | None = None) -> None:
+    """The last lines of the demo: each warning (and non-blocking error) of the day, with why it may happen."""
+    from crm_pipeline.definitions import build_definitions
+
+    problems = checks_not_passed(instance or _ensure_instance(), build_definitions(settings), day)
+    if problems:
+        print(f"\nChecks that did not pass on {day}, and when each is expected:")
+    for severity, name, assets, text in problems:
+        shown = ", ".join(assets[:5]) + (f" and {len(assets) - 5} more" if len(assets) > 5 else "")
+        print(f"  {severity:<5} {name} on {shown}: {text}")
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the sample world if there is none, run its whole date range, say where everything is."""
     truth = truth_root_for(settings)
     manifest_path = Path(truth) / "manifest.json"
     if not manifest_path.exists():
-        print(f"No sample world under {truth}: generating one ({DEMO_SCALE}, {DEMO_DAYS} days) ...")
-        cmd_generate(argparse.Namespace(out=None, start=None, scale=DEMO_SCALE, days=DEMO_DAYS, seed=7,
-                                        bad_rate=0.01), settings)
+        first, last = demo_days(settings)
+        print(f"No sample world under {truth}: generating one ({DEMO_SCALE}, {first} .. {last}) ...")
+        cmd_generate(argparse.Namespace(out=None, start=first, scale=DEMO_SCALE, days=(last - first).days + 1,
+                                        seed=7, bad_rate=0.01), settings)
     manifest = json.loads(manifest_path.read_text())
     start, end = dt.date.fromisoformat(manifest["start"]), dt.date.fromisoformat(manifest["end"])
+    yesterday = (dt.datetime.now(dt.UTC).astimezone(settings.tz) - dt.timedelta(days=1)).date()
+    if end < yesterday:
+        print(f"note: the sample world ends {end}; the freshness checks warn that later days are missing "
+              f"(delete {Path(truth).parent} to generate one ending yesterday)")
+    # the sample's first day is the first partition: no KPI counts the days before it as complete
+    start = max(start, settings.start_date)
+    settings = settings.with_overrides(start_date=start)
     if not settings.ground_truth_root:  # the sample world knows its true persons: score identity against them
         settings = settings.with_overrides(ground_truth_root=truth)
     # sample data: the development key is expected (the note above says so once, not every run again)
     settings = settings.with_overrides(allow_development_pii_key=True)
-    print(f"Running the pipeline for {start} .. {end} ...")
-    rows = run_range(settings, max(start, settings.start_date), end)
+    print(f"Running the pipeline for {start} .. {end} (CRM_START_DATE={start}: start `dagster dev` with it too) ...")
+    rows = run_range(settings, start, end)
     print_counts(rows)
     print_identity_summary(end)
     print_health_summary(end)
+    print_checks_not_passed(end, settings)
     print()
     cmd_status(args, settings)
     print(f"\nOutputs (Hive-partitioned Parquet): {settings.warehouse_root}")
     print(f"Quarantine: {join(settings.warehouse_root, 'quarantine')}")
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}  (browse it with: dagster dev -w workspace.yaml)")
+    print_scorecard(settings, end)
     return 0
+
+
+def scorecard_headlines(settings: Settings, day: dt.date) -> pd.DataFrame:
+    """kpi, value, unit of every KPI's headline on `day` (kpi_scorecard), empty when the day has none."""
+    try:
+        frame = _read_partition(settings, "kpi_scorecard", day.isoformat())
+    except FileNotFoundError:
+        return pd.DataFrame(columns=["kpi", "value", "unit"])
+    return frame[["kpi", "value", "unit"]].sort_values("kpi", ignore_index=True)
+
+
+def print_scorecard(settings: Settings, day: dt.date) -> None:
+    """The day's scorecard headlines as a compact table, then where the day's dashboard is."""
+    from crm_pipeline.reporting.assets import page_url
+
+    headlines = scorecard_headlines(settings, day)
+    if headlines.empty:
+        print(f"\nNo kpi_scorecard for {day}")
+        return
+    shown = headlines.assign(value=[
+        "null" if pd.isna(v) else f"{v:,.4f}".rstrip("0").rstrip(".") for v in headlines["value"]],
+        unit=headlines["unit"].fillna("-"))
+    print(f"\nScorecard headlines on {day}:")
+    with pd.option_context("display.max_rows", 500, "display.width", 200):
+        print(shown.to_string(index=False))
+    url = page_url(settings, day.isoformat())
+    fs, path = filesystem(url, settings.storage_options)
+    print(f"\nDashboard: {url}" if fs.exists(path) else f"\nNo dashboard for {day} (expected at {url})")
 
 
 # ---------------------------------------------------------------------------------------------------------------

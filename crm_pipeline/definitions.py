@@ -14,6 +14,7 @@ from crm_pipeline.health import pipeline_health_asset
 from crm_pipeline.identity.assets import build_identity_assets
 from crm_pipeline.ingestion.assets import build_ingestion_assets
 from crm_pipeline.kpis.assets import build_kpi_assets
+from crm_pipeline.reporting.assets import report_asset
 from crm_pipeline.resources import PipelineSettingsResource, check_no_credentials
 from crm_pipeline.restatement import build_restatement_sensor
 from crm_pipeline.settings import Settings
@@ -73,13 +74,8 @@ def _build_definitions(settings: Settings) -> dg.Definitions:
     assets = [*build_ingestion_assets(partitions), *build_identity_assets(partitions),
               *build_attribution_assets(partitions, settings), *build_kpi_assets(partitions)]
     assets.append(pipeline_health_asset(partitions, assets))
+    assets.append(report_asset(partitions))  # after the health asset, which it shows (and which cannot count it)
 
-    daily_job = dg.define_asset_job(
-        DAILY_JOB_NAME,
-        selection=dg.AssetSelection.all(),
-        description="Materialises one day of the whole graph (ingestion -> ... -> KPIs) in one in-process run.",
-        executor_def=dg.in_process_executor,
-    )
     deadline_hour = (settings.schedule_hour + FRESHNESS_GRACE_HOURS) % 24
     # Partition-aware freshness: yesterday's partition must exist by the deadline. The newer asset-level
     # FreshnessPolicy looks at any partition's materialisation (a backfill would look fresh), so these checks
@@ -87,6 +83,13 @@ def _build_definitions(settings: Settings) -> dg.Definitions:
     freshness_checks = dg.build_time_partition_freshness_checks(
         assets=assets, deadline_cron=f"0 {deadline_hour} * * *", timezone=settings.timezone,
         severity=dg.AssetCheckSeverity.WARN,
+    )
+    # the freshness checks are the sensor's, evaluated between runs: a run of the day does not evaluate them
+    daily_job = dg.define_asset_job(
+        DAILY_JOB_NAME,
+        selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*freshness_checks),
+        description="Materialises one day of the whole graph (ingestion -> ... -> KPIs) in one in-process run.",
+        executor_def=dg.in_process_executor,
     )
     freshness_sensor = dg.build_sensor_for_freshness_checks(
         freshness_checks=freshness_checks, name="freshness_checks_sensor",

@@ -137,7 +137,8 @@ def pipeline_health_asset(partitions: dg.DailyPartitionsDefinition,
         metadata={"dagster/column_schema": column_schema(HEALTH_SCHEMA), "primary_key": HEALTH_PK},
         check_specs=[
             checks.schema_spec(HEALTH_KEY, partitions),
-            dg.AssetCheckSpec(OWN_CHECKS[0], asset=HEALTH_KEY, blocking=True, partitions_def=partitions),
+            dg.AssetCheckSpec(OWN_CHECKS[0], asset=HEALTH_KEY, blocking=True, partitions_def=partitions,
+                              description=checks.primary_key_description(HEALTH_PK)),
                      dg.AssetCheckSpec(OWN_CHECKS[1], asset=HEALTH_KEY, partitions_def=partitions,
                                        description="warns when a check of the day failed or never ran")],
     )

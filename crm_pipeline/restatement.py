@@ -10,7 +10,7 @@ Every evaluation (every 5 minutes by default) looks at the last CRM_LATE_DATA_LO
 A late day D requests the whole graph for D..D+CRM_RESTATE_DAYS-1 (up to the newest materialised day): the
 snapshots and states carry D forward and the trailing windows of later days include it. An identity change on
 D requests, for D-CRM_IDENTITY_RESTATE_DAYS..D-1, the journeys and their attribution, the CLV predictions and
-the KPIs that count persons or read journeys (kpis.md 2.2: they carry person ids through later changes), plus
+the KPIs that count persons or read journeys (docs/outputs.md 2.2: they carry person ids through later changes), plus
 audience_membership up to the newest day, whose `since` chains.
 
 Everything found in one evaluation becomes one backfill (the UI shows it like a manual one; the backfill
@@ -56,12 +56,12 @@ PERSON_LEVEL = (tuple(CLV_PREDICTIONS_KEY.path), tuple(CLV_MODEL_KEY.path))
 def person_counting_keys() -> list[dg.AssetKey]:
     """The assets an identity change restates: the journeys and their attribution (buyers and touches are
     joined through persons), the CLV predictions and the models fitted on their buyers, the KPIs that count
-    persons or read journeys or predictions, the scorecard and the health table. The 90-day training states and
-    the models trained on them are left as they were."""
+    persons or read journeys or predictions, the scorecard, the health table and the dashboard that shows them.
+    The 90-day training states and the models trained on them are left as they were."""
     per_order = {tuple(k) for k in ATTRIBUTION_PER_ORDER + PERSON_LEVEL}
     kpis = [kpi_key(k) for k in ALL_KPIS if k.needs_remap or any(tuple(i.key) in per_order for i in k.inputs)]
     return [*(dg.AssetKey(list(k)) for k in ATTRIBUTION_PER_ORDER + PERSON_LEVEL), *kpis, SCORECARD_KEY,
-            dg.AssetKey(["pipeline_health"])]
+            dg.AssetKey(["pipeline_health"]), dg.AssetKey(["report"])]
 
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:

@@ -123,7 +123,7 @@ class Settings:
     placeholder_phones: tuple[str, ...] = ()
     # identity: fuzzy CRM record pairs at or above this match probability are linked
     fuzzy_match_threshold: float = 0.95
-    # attribution (kpis.md 2.7 defaults): lookback, per-channel lookbacks, stop at the previous order, the
+    # attribution (docs/outputs.md 2.7 defaults): lookback, per-channel lookbacks, stop at the previous order, the
     # longest journey kept (last N touches), path transform, Markov order, time-decay half-life, view-through
     attribution_lookback_days: float = 30.0
     attribution_lookback_by_channel: Mapping[str, float] = field(default_factory=dict)

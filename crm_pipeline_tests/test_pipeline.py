@@ -117,7 +117,7 @@ def test_rerunning_an_old_day_differs_only_by_later_identity_changes(materialise
     changed = {p.parent.parent.relative_to(warehouse).as_posix() for p in files if _digest(p) != before[p]}
     from crm_pipeline.restatement import person_counting_keys
 
-    # only what follows persons through later identity changes (kpis.md 2.2) may change: the journeys and the
+    # only what follows persons through later identity changes (docs/outputs.md 2.2) may change: the journeys and the
     # training states and models fed by them, the person-counting KPIs and audiences; never ingestion,
     # identity, touches or the visit aggregates
     remapping = {k.to_user_string() for k in person_counting_keys()} | {"audience_membership"}

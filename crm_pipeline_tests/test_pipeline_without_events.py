@@ -1,9 +1,9 @@
-"""Real Dagster runs of the whole graph for a shop with orders and a CRM but no events source at all (sources.md
+"""Real Dagster runs of the whole graph for a shop with orders and a CRM but no events source at all (docs/inputs.md
 section 2: a source with no folder is empty and everything downstream runs), followed by a day on which every
 landing source is empty (past the generated range: no folder of any source, no CRM row created or updated).
 
 Every asset is materialised for every day with every blocking check passing, and the numbers are the ones
-kpis.md section 1 prescribes for empty populations.
+docs/outputs.md section 1 prescribes for empty populations.
 """
 
 import datetime as dt

@@ -82,7 +82,7 @@ def touches_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConfi
         check_specs=[
             checks.schema_spec(TOUCHES_KEY, partitions),
             dg.AssetCheckSpec("event_id_is_unique", asset=TOUCHES_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(["event_id"])),
                      dg.AssetCheckSpec("every_touch_has_a_person", asset=TOUCHES_KEY, partitions_def=partitions,
                                        description="every touch carries an identifier the identity map knows")],
     )
@@ -132,14 +132,16 @@ def journeys_asset(partitions: dg.DailyPartitionsDefinition, config: JourneyConf
         check_specs=[
             checks.schema_spec(JOURNEYS_KEY, partitions),
             checks.schema_spec(JOURNEY_TOUCHES_KEY, partitions),
-            dg.AssetCheckSpec("order_id_is_unique", asset=JOURNEYS_KEY, blocking=True, partitions_def=partitions),
+            dg.AssetCheckSpec("order_id_is_unique", asset=JOURNEYS_KEY, blocking=True, partitions_def=partitions,
+                              description=checks.primary_key_description(["order_id"])),
             dg.AssetCheckSpec("order_id_touch_rank_is_unique", asset=JOURNEY_TOUCHES_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions,
+                              description=checks.primary_key_description(["order_id", "touch_rank"])),
         ],
     )
     def journeys(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, orders: pd.DataFrame,
                  touches: pd.DataFrame, identity_map: pd.DataFrame):
-        # persons as of the newest identity partition (kpis.md 2.2): a re-run after a merge joins both parts
+        # persons as of the newest identity partition (docs/outputs.md 2.2): a re-run after a merge joins both parts
         remap = PersonRemap.load(settings.get(), partition_day(context), 1)
         touch_rows, order_person = journey_touches(orders, touches, identity_map, config, remap)
         table = journeys_table(orders, order_person, touch_rows)
@@ -168,7 +170,7 @@ def _state_asset(key: dg.AssetKey, schema, upstream: dg.AssetKey, update, descri
         check_specs=[
             checks.schema_spec(key, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(pk), asset=key, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions, description=checks.primary_key_description(pk))],
     )
     def state(context: dg.AssetExecutionContext, today: pd.DataFrame, previous: pd.DataFrame | None):
         frame = update(previous, today, partition_day(context))
@@ -219,14 +221,16 @@ def models_asset(partitions: dg.DailyPartitionsDefinition, settings: Settings) -
             checks.schema_spec(TRANSITIONS_KEY, partitions),
             checks.schema_spec(PATH_SUMMARY_KEY, partitions),
             dg.AssetCheckSpec("model_channel_is_unique", asset=MODEL_VALUES_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions,
+                              description=checks.primary_key_description(["model", "channel"])),
             dg.AssetCheckSpec("from_state_to_state_is_unique", asset=TRANSITIONS_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions,
+                              description=checks.primary_key_description(["from_state", "to_state"])),
             dg.AssetCheckSpec("transitions_are_stochastic", asset=TRANSITIONS_KEY, blocking=True,
                               partitions_def=partitions,
                               description="the probabilities out of every non-absorbing state sum to 1"),
             dg.AssetCheckSpec("channel_path_is_unique", asset=PATH_SUMMARY_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(["channel_path"])),
         ],
     )
     def attribution_models(converting_paths: pd.DataFrame, person_day_paths: pd.DataFrame):
@@ -271,7 +275,8 @@ def attribution_asset(partitions: dg.DailyPartitionsDefinition, settings: Settin
         check_specs=[
             checks.schema_spec(ATTRIBUTION_KEY, partitions),
             dg.AssetCheckSpec("primary_key_is_unique", asset=ATTRIBUTION_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions,
+                              description=checks.primary_key_description(ATTRIBUTION_PK, ["campaign_id"])),
             dg.AssetCheckSpec("credits_sum_to_one", asset=ATTRIBUTION_KEY, blocking=True, partitions_def=partitions,
                               description="for every order and model the credits sum to 1 (within 1e-9)"),
             dg.AssetCheckSpec("attributed_revenue_reconciles", asset=ATTRIBUTION_KEY, blocking=True,
@@ -309,7 +314,8 @@ def roas_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
         check_specs=[
             checks.schema_spec(ROAS_KEY, partitions),
             dg.AssetCheckSpec("model_channel_is_unique", asset=ROAS_KEY, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions,
+                              description=checks.primary_key_description(["model", "channel"]))],
     )
     def channel_roas_asset(order_attribution: pd.DataFrame, costs: pd.DataFrame):
         table = channel_roas(order_attribution, costs, models)

@@ -25,7 +25,7 @@ ORDER_ATTRIBUTION_SCHEMA = pa.schema([
 ])
 
 # a refunded order keeps its attribution (its net revenue is what it earned when placed); KPIs net refunds
-# separately (kpis.md 2.3), so the day's attributed revenue reconciles to the day's net revenue of orders
+# separately (docs/outputs.md 2.3), so the day's attributed revenue reconciles to the day's net revenue of orders
 
 
 def order_attribution(orders: pd.DataFrame, touches: pd.DataFrame, *, models: tuple[str, ...] = HEURISTIC_MODELS,

@@ -1,4 +1,4 @@
-"""Touches and journeys (architecture.md "touches / journeys", kpis.md 2.7), Dagster-free and vectorised.
+"""Touches and journeys (docs/attribution.md, docs/outputs.md 2.7), Dagster-free and vectorised.
 
 A *touch* is a marketing interaction (configurable event types; opens and impressions only as view-through).
 An order's *journey* is its buyer's touches within the lookback before the order, ordered by
@@ -67,7 +67,7 @@ JOURNEY_TOUCHES_SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class JourneyConfig:
-    """Which events are touches and which touches make a journey (defaults: kpis.md 2.7)."""
+    """Which events are touches and which touches make a journey (defaults: docs/outputs.md 2.7)."""
 
     touch_event_types: tuple[str, ...] = DEFAULT_TOUCH_EVENT_TYPES
     view_through: bool = False  # also email_open and ad_impression
@@ -106,11 +106,11 @@ def journey_touches(orders: pd.DataFrame, touches: pd.DataFrame, identity_map: p
     """(the touches of every order's journey, the person of every order).
 
     Orders and touches are attached to persons from their identifiers with the identity map of D, then carried
-    through `remap` (the identity changes logged after D, kpis.md 2.2), so a re-run after two persons merged
+    through `remap` (the identity changes logged after D, docs/outputs.md 2.2), so a re-run after two persons merged
     joins the touches of both to the order.
 
     Touch rows carry order_id, touch_rank (1..n by (touch_at, event_id)), touch_count, touch_at, order_at,
-    channel, campaign_id, event_id. Window: order_at - lookback < touch_at <= order_at (kpis.md 2.1).
+    channel, campaign_id, event_id. Window: order_at - lookback < touch_at <= order_at (docs/outputs.md 2.1).
     """
     remap = remap or (lambda ids: ids)
     order_person = remap(attach_person_id(orders, identity_map))

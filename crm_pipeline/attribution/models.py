@@ -1,4 +1,4 @@
-"""Attribution models (kpis.md 2.7), Dagster-free and vectorised.
+"""Attribution models (docs/outputs.md 2.7), Dagster-free and vectorised.
 
 Inputs are long tables, never per-order Python objects, so a day of ~10^5 orders costs a handful of
 groupby passes:
@@ -8,7 +8,7 @@ groupby passes:
   without touches are absent; `unattributed_credits` credits them.
 - `paths`: one row per step of a training journey (journey_id, step, channel) for the data-driven models,
   with `converted`, a bool Series indexed by journey_id, because training also needs journeys that did
-  not convert (kpis.md 2.7), which have no order_id.
+  not convert (docs/outputs.md 2.7), which have no order_id.
 
 Heuristic models credit touches; the data-driven models (Markov removal effect, Shapley value) produce
 one value per channel that `data_driven_credits` turns into per-order channel shares. Every model's
@@ -64,7 +64,7 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
 
 
 def heuristic_credits(touches: pd.DataFrame, model: str, *, half_life_days: float = 7.0) -> pd.DataFrame:
-    """One row per touch: `touches` plus a float `credit`; credits sum to 1 per order (kpis.md 2.7).
+    """One row per touch: `touches` plus a float `credit`; credits sum to 1 per order (docs/outputs.md 2.7).
 
     Relies on touch_rank/touch_count as built by journeys.py (1..n per order) instead of re-sorting,
     so the journey order (occurred_at, event_id) is decided in one place only.
@@ -105,7 +105,7 @@ def heuristic_credits(touches: pd.DataFrame, model: str, *, half_life_days: floa
 
 
 def unattributed_credits(order_ids: pd.Series | pd.Index | list[str]) -> pd.DataFrame:
-    """One row per order without touches: credit 1 to `(unattributed)` (kpis.md 2.7), campaign_id null."""
+    """One row per order without touches: credit 1 to `(unattributed)` (docs/outputs.md 2.7), campaign_id null."""
     ids = pd.Series(order_ids, dtype="string").reset_index(drop=True)
     return pd.DataFrame({
         "order_id": ids,
@@ -422,7 +422,7 @@ class ShapleyModel:
 
 def data_driven_credits(touches: pd.DataFrame, channel_values: pd.Series) -> pd.DataFrame:
     """One row per (order_id, channel) of the journeys in `touches`: credit = value(channel) / the sum of
-    the values of the journey's distinct channels (kpis.md 2.7); campaign_id null.
+    the values of the journey's distinct channels (docs/outputs.md 2.7); campaign_id null.
 
     Unknown channels count 0 and negative values are floored at 0 (shares must stay in [0, 1]). An order
     whose channels are all worth 0 gets `linear` credits (a channel's share of its touches) so every order

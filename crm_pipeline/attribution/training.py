@@ -1,4 +1,4 @@
-"""Training sets of the data-driven models (kpis.md 2.7), kept as trailing-window state snapshots.
+"""Training sets of the data-driven models (docs/outputs.md 2.7), kept as trailing-window state snapshots.
 
 For day D the models train on the journeys of the orders in D-89..D (converting) and, for each person with
 touches in D-89..D but no order there, those touches (non-converting). Two compact states make that cheap:

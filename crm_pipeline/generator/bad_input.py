@@ -1,4 +1,4 @@
-"""Deliberately broken input (sources.md §3), recorded in the ground truth with the ingestion's reasons.
+"""Deliberately broken input (docs/inputs.md section 3), recorded in the ground truth with the ingestion's reasons.
 
 Each landing source gets a share `bad_rate` of its rows corrupted, cycling through the classes that
 apply to it so every class shows up even in a tiny world; exact re-deliveries (not bad, just dropped by

@@ -141,7 +141,7 @@ def choice_str(rng: np.random.Generator, options: Sequence[str], n: int, p: Sequ
 # ------------------------------------------------------------------------------------------- timestamps
 
 # How a timestamp is written in text files and the CRM: (suffix, offset seconds). Every style denotes
-# the same instant; naive means UTC (sources.md).
+# the same instant; naive means UTC (docs/inputs.md).
 TS_STYLES: tuple[tuple[str, int], ...] = (
     ("+00:00", 0),
     ("Z", 0),

@@ -1,4 +1,4 @@
-"""The CRM database: its six tables (sources.md §2), their rows, and the write through SQLAlchemy Core.
+"""The CRM database: its six tables (docs/inputs.md section 2), their rows, and the write through SQLAlchemy Core.
 
 The database holds each row's latest state at the end of the world: lifecycle steps that would happen
 after the last day are not there yet (NULL), and `updated_at` is the latest step that did happen.

@@ -2,7 +2,7 @@
 
 Every person is drawn once, vectorised, before the first day. Identifiers are created here so that the
 ground truth knows, for every cookie, device, e-mail, phone and CRM id, which human it belongs to;
-shared and placeholder identifiers are created on purpose (sources.md / architecture.md "Guards").
+shared and placeholder identifiers are created on purpose (docs/inputs.md, docs/identity.md "Guards").
 """
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ import numpy as np
 from .common import NA_TS, SECONDS_PER_DAY, Calendar, as_obj, concat, ids, lower, nulls, stream
 from .scales import Scale
 
-# Channels that produce touches (architecture.md "touches"), in a fixed order used by every matrix.
+# Channels that produce touches (docs/attribution.md), in a fixed order used by every matrix.
 TOUCH_CHANNELS: tuple[str, ...] = (
     "email",
     "sms",

@@ -1,4 +1,4 @@
-"""Scale presets of the synthetic world (architecture.md, "Performance targets")."""
+"""Scale presets of the synthetic world (README, "Benchmark")."""
 
 from dataclasses import dataclass
 

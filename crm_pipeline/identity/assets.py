@@ -111,8 +111,9 @@ def fuzzy_matches_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         metadata={"dagster/column_schema": column_schema(MATCH_SCHEMA), "primary_key": pk},
         check_specs=[
             dg.AssetCheckSpec("customer_id_a_customer_id_b_is_unique", asset=FUZZY_KEY, blocking=True,
-                              partitions_def=partitions),
-            dg.AssetCheckSpec("schema_matches_contract", asset=FUZZY_KEY, blocking=True, partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(pk)),
+            dg.AssetCheckSpec("schema_matches_contract", asset=FUZZY_KEY, blocking=True, partitions_def=partitions,
+                              description="columns and Arrow types are exactly the documented ones"),
             dg.AssetCheckSpec("pairs_are_ordered", asset=FUZZY_KEY, blocking=True, partitions_def=partitions,
                               description="customer_id_a < customer_id_b on every row (one row per pair)"),
         ],
@@ -202,10 +203,13 @@ def identity_graph_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
     facts = {FUZZY_KEY, *(key for key, _ in FACT_INPUTS.values())}
     check_specs = [
         dg.AssetCheckSpec(checks.primary_key_check_name(pk), asset=key, blocking=True, partitions_def=partitions,
-                          description="no identifier maps to two persons" if key == MAP_KEY else None)
+                          description="no identifier maps to two persons" if key == MAP_KEY
+                          else checks.primary_key_description(pk))
         for key, _, pk, _ in OUTPUTS.values()
     ] + [checks.schema_spec(key, partitions) for key, _, _, _ in OUTPUTS.values()] + [
-        dg.AssetCheckSpec("merges_consistent_with_map", asset=MERGES_KEY, blocking=True, partitions_def=partitions),
+        dg.AssetCheckSpec("merges_consistent_with_map", asset=MERGES_KEY, blocking=True, partitions_def=partitions,
+                          description="the merge log agrees with the map: an absorbed person id is gone from it, "
+                                      "a survivor and both parts of a split are in it"),
     ]
 
     @dg.multi_asset(

@@ -1,4 +1,4 @@
-"""The identity graph engine (architecture.md "identity", kpis.md 2.2), Dagster-free.
+"""The identity graph engine (docs/identity.md, docs/outputs.md 2.2), Dagster-free.
 
 Every identifier the pipeline sees (customer_id, email hash, phone hash, device_id, anonymous_id) is a node;
 identifiers that appear on the same row are linked (co-occurrence), and so are customer records that fuzzy

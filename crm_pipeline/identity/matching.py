@@ -1,9 +1,9 @@
 """Fuzzy matching of CRM customer records that are the same human registered twice (Dagster-free).
 
 One row per accepted pair of customer records comes out of `match_profiles`; the identity graph turns the
-pairs into links with their score and rule (architecture.md, "Fuzzy links"). It reads the restricted profile
+pairs into links with their score and rule (docs/identity.md, "Fuzzy links"). It reads the restricted profile
 table (`PROFILE_SCHEMA`: clear names, birth date, address, normalised email and E.164 phone) and writes only
-ids, numbers and comparison levels (sources.md section 4).
+ids, numbers and comparison levels (docs/inputs.md section 4).
 
 The model: Fellegi–Sunter, the way Splink does it
 ---------------------------------------------------
@@ -210,7 +210,7 @@ class MatchingConfig:
     # folded name keys that are no name
     placeholder_names: tuple[str, ...] = ("test", "unknown", "na", "none", "null", "xxx", "asdf", "noname")
     # an email, email local part or phone on more records than this is a hub (shared office / family value):
-    # treated as missing, so it neither blocks nor counts as evidence (architecture.md "Guards")
+    # treated as missing, so it neither blocks nor counts as evidence (docs/identity.md "Guards")
     max_records_per_contact_value: int = 5
     # veto pairs whose first names disagree (twins, households) unless email or phone agree; see docstring
     require_name_agreement: bool = True

@@ -348,10 +348,12 @@ def fx_rates_latest_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
              "previous": dg.AssetIn(key=FX_LATEST_KEY, partition_mapping=PREVIOUS_DAY)},
         metadata={"dagster/column_schema": column_schema(FX_LATEST_SCHEMA), "primary_key": ["currency"]},
         check_specs=[dg.AssetCheckSpec("currency_is_unique", asset=FX_LATEST_KEY, blocking=True,
-                                       partitions_def=partitions),
+                                       partitions_def=partitions,
+                                       description=checks.primary_key_description(["currency"])),
                      checks.schema_spec(FX_LATEST_KEY, partitions),
                      dg.AssetCheckSpec("rates_are_positive", asset=FX_LATEST_KEY, blocking=True,
-                                       partitions_def=partitions)],
+                                       partitions_def=partitions,
+                                       description="every currency's rate to the reporting currency is known and > 0")],
     )
     def fx_rates_latest(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
                         fx_rates: pd.DataFrame, previous: pd.DataFrame | None):
@@ -443,8 +445,10 @@ def customers_public_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Asset
         ),
         metadata={"dagster/column_schema": column_schema(schema), "primary_key": ["customer_id"]},
         check_specs=[
-            dg.AssetCheckSpec("customer_id_is_unique", asset=key, blocking=True, partitions_def=partitions),
-            dg.AssetCheckSpec("schema_matches_contract", asset=key, blocking=True, partitions_def=partitions),
+            dg.AssetCheckSpec("customer_id_is_unique", asset=key, blocking=True, partitions_def=partitions,
+                              description=checks.primary_key_description(["customer_id"])),
+            dg.AssetCheckSpec("schema_matches_contract", asset=key, blocking=True, partitions_def=partitions,
+                              description="columns and Arrow types are exactly the documented ones"),
         ],
     )
     def crm_customers(profiles: pd.DataFrame):

@@ -1,4 +1,4 @@
-"""The landing-zone input contract (sources.md, section 1) as data: columns, closed lists, clean schemas.
+"""The landing-zone input contract (docs/inputs.md section 1) as data: columns, closed lists, clean schemas.
 
 Everything the readers, the validation and the Dagster assets need to agree on lives here, so that the
 documented contract and the code cannot drift apart in two places.

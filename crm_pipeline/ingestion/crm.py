@@ -1,10 +1,10 @@
-"""Extraction of the CRM database into daily latest-state snapshots (sources.md section 2), Dagster-free.
+"""Extraction of the CRM database into daily latest-state snapshots (docs/inputs.md section 2), Dagster-free.
 
 Why this shape: the CRM database holds only each row's *latest* state, so partition D cannot be "the rows of
 day D" the way a landing folder is. Partition D of `crm_<table>` is therefore a snapshot: the snapshot of D-1
 merged by primary key with the rows touched on D (their `updated_at` *or* creation timestamp falls on D, in
 the reporting timezone), taken with their current values. KPIs read those rows only through lifecycle
-timestamps <= end of D (kpis.md 2.5), which is what makes a backfill reproduce the daily runs.
+timestamps <= end of D (docs/outputs.md 2.5), which is what makes a backfill reproduce the daily runs.
 
 The three public functions are what the Dagster assets call:
 
@@ -49,7 +49,7 @@ The database is opened with `crm_connection`, which never creates it: a SQLite U
 error naming the path, and an unreachable server an error showing the URL with its password masked.
 
 Privacy: clean rows hold no raw email or phone. The quarantine keeps each rejected row's original content
-(sources.md section 3), which for customers, leads, tickets and surveys includes clear contact details; it is
+(docs/inputs.md section 3), which for customers, leads, tickets and surveys includes clear contact details; it is
 no identity/attribution/KPI/audience output (section 4) but must be access-restricted like the profiles.
 """
 
@@ -150,7 +150,7 @@ CRM_SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
                 _field("first_response_at", _TS),
                 _field("qualified_at", _TS),
                 _field("converted_at", _TS),
-                _field("status", pa.string()),  # not read by KPIs (kpis.md 2.5); validated, lower-cased
+                _field("status", pa.string()),  # not read by KPIs (docs/outputs.md 2.5); validated, lower-cased
             ]
         ),
         "opportunities": pa.schema(
@@ -200,7 +200,7 @@ CRM_SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
                 _field("amount", pa.float64(), True),  # recurring revenue of the term, reporting currency
                 _field("term_start", _TS, True),
                 _field("term_end", _TS),
-                _field("status", pa.string()),  # not read by KPIs (kpis.md 2.5); validated, lower-cased
+                _field("status", pa.string()),  # not read by KPIs (docs/outputs.md 2.5); validated, lower-cased
                 _field("updated_at", _TS),
             ]
         ),
@@ -208,7 +208,7 @@ CRM_SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
 )
 
 # Restricted: one row per customer_id with the clear values identity resolution needs for fuzzy matching
-# (sources.md section 4). Nothing but identity may read it. Text is trimmed with its case kept; email is the
+# (docs/inputs.md section 4). Nothing but identity may read it. Text is trimmed with its case kept; email is the
 # normalised (lower-cased) address and phone the E.164 number.
 PROFILE_SCHEMA = pa.schema(
     [
@@ -341,7 +341,7 @@ _SPECS: Mapping[str, _TableSpec] = MappingProxyType(
     }
 )
 
-# The columns of each CRM table as the input contract defines them (sources.md section 2): what an exporter
+# The columns of each CRM table as the input contract defines them (docs/inputs.md section 2): what an exporter
 # (or the sample generator) writes and what extraction reads.
 CRM_SOURCE_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {table: spec.source_columns for table, spec in _SPECS.items()}
@@ -535,7 +535,7 @@ def _read_rows(table: str, window: _DayWindow, settings: Settings, *,
         table_rows = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {quoted_table}")).scalar_one())
         for needed in (spec.primary_key, spec.created_column):
             if needed not in present:
-                raise ValueError(f"CRM table {table_name!r} has no column {needed!r} (sources.md section 2)")
+                raise ValueError(f"CRM table {table_name!r} has no column {needed!r} (docs/inputs.md section 2)")
         # optional columns the database lacks are read as missing values rather than failing the day
         columns = {c: present[c] for c in spec.source_columns if c in present}
         statement, params = _select_statement(
@@ -802,7 +802,7 @@ def split_customer_profiles(customers: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
 
     public = exactly `CRM_SCHEMAS["customers"]` (hashes only: safe for every downstream asset);
     profiles = exactly `PROFILE_SCHEMA` (clear names, birth date, address, email, phone): restricted, read by
-    identity resolution alone (sources.md section 4).
+    identity resolution alone (docs/inputs.md section 4).
     """
     public = _conform(customers, CRM_SCHEMAS["customers"], "customers frame")
     profiles = _conform(customers, PROFILE_SCHEMA, "customers frame (profile columns)")

@@ -1,4 +1,4 @@
-"""Ingesting one landing-zone source for one assigned day (sources.md sections 1, 3, 4), without Dagster.
+"""Ingesting one landing-zone source for one assigned day (docs/inputs.md sections 1, 3, 4), without Dagster.
 
 `ingest_landing_day(source, D, settings)` reads the landing folders D-1, D and D+1, keeps the rows assigned
 to D, and turns them into clean rows, quarantined rows and counts that reconcile:

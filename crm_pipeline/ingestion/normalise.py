@@ -245,7 +245,7 @@ def derive_channel(
 ) -> pd.Series:
     """The channel of each row: the given one when present, else the first derivation rule that applies.
 
-    Rules (sources.md section 1): event type prefix; utm_medium; referrer host (own site -> direct, blog ->
+    Rules (docs/inputs.md section 1): event type prefix; utm_medium; referrer host (own site -> direct, blog ->
     blog, search engine -> seo, social network -> social, other host -> referral); ad events -> display;
     anything else -> direct. Rows without an event type (orders) end at `direct` only if nothing applies.
     The rules run only on the rows without a given channel.

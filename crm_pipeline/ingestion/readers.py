@@ -580,7 +580,7 @@ def _column_as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
         return _column_as_text(pa.chunked_array([c.view(pa.large_string()) for c in column.chunks]))
     if pa.types.is_timestamp(typ):
         aware = column if typ.tz is not None else pc.cast(column, pa.timestamp(typ.unit, tz="UTC"))
-        # ISO 8601 with the stored instant's offset; naive Parquet timestamps are UTC (sources.md)
+        # ISO 8601 with the stored instant's offset; naive Parquet timestamps are UTC (docs/inputs.md)
         return pc.strftime(aware, format="%Y-%m-%dT%H:%M:%S%z")
     if pa.types.is_nested(typ):
         values = [_json_text(v) for v in column.to_pylist()]  # nested Parquet columns are rare extras

@@ -15,7 +15,7 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("source_file", pa.string()),  # landing file or CRM table the row came from
         pa.field("row_number", pa.int64()),  # 0-based row within that file (null for a whole file)
         pa.field("record_id", pa.string()),  # the row's id where it has one
-        pa.field("reason", pa.string(), nullable=False),  # machine-readable reason (sources.md section 3)
+        pa.field("reason", pa.string(), nullable=False),  # machine-readable reason (docs/inputs.md section 3)
         pa.field("detail", pa.string()),  # human-readable detail (column, value, parser error)
         pa.field("record", pa.string()),  # the original row as JSON (all values as delivered, as text)
     ]

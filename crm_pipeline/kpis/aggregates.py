@@ -54,7 +54,8 @@ def visits_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
         check_specs=[
             checks.schema_spec(VISITS_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(VISITS_PK), asset=VISITS_KEY, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions,
+                              description=checks.primary_key_description(VISITS_PK, ["channel_group", "device_type"]))],
     )
     def visits(settings: PipelineSettingsResource, events: pd.DataFrame):
         frame = daily_visits(events, settings.get().timezone)
@@ -84,7 +85,7 @@ def _events_by_person_asset(partitions: dg.DailyPartitionsDefinition, *, key: dg
         check_specs=[
             checks.schema_spec(key, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(pk), asset=key, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions, description=checks.primary_key_description(pk, nullable))],
     )
     def aggregate(events: pd.DataFrame, identity_map: pd.DataFrame):
         frame = compute(events, identity_map)
@@ -108,7 +109,7 @@ PERSON_ENGAGEMENT_SCHEMA = pa.schema([
 
 
 def daily_person_engagement(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
-    """The day's engagement events (kpis.md 2.2) counted per person and channel."""
+    """The day's engagement events (docs/outputs.md 2.2) counted per person and channel."""
     engaged = events.loc[events["event_type"].isin(ENGAGEMENT_EVENT_TYPES).to_numpy()]
     frame = pd.DataFrame({"person_id": attach_person_id(engaged, identity_map).to_numpy(),
                           "channel": engaged["channel"].to_numpy()}).dropna()
@@ -240,7 +241,7 @@ def first_orders_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
         check_specs=[
             checks.schema_spec(FIRST_ORDERS_KEY, partitions),
             dg.AssetCheckSpec("person_id_is_unique", asset=FIRST_ORDERS_KEY, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions, description=checks.primary_key_description(["person_id"]))],
     )
     def first_orders(orders: pd.DataFrame, identity_map: pd.DataFrame, identity_merges: pd.DataFrame,
                      previous: pd.DataFrame | None):

@@ -24,6 +24,7 @@ from crm_pipeline.kpis.clv import clv_assets
 from crm_pipeline.kpis.cost import KPIS as COST_KPIS
 from crm_pipeline.kpis.count import KPIS as COUNT_KPIS
 from crm_pipeline.kpis.framework import (
+    STANDARD_CHECK_DESCRIPTIONS,
     STANDARD_CHECK_NAMES,
     KpiDefinition,
     KpiOutput,
@@ -107,15 +108,19 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
     @dg.asset(
         key=key, partitions_def=partitions, group_name=GROUP, owners=OWNERS, kinds=KINDS,
         description=kpi.description, ins=ins, metadata=kpi_metadata(kpi),
-        # persons follow identity changes read straight from identity_merges (kpis.md 2.2): lineage only
+        # persons follow identity changes read straight from identity_merges (docs/outputs.md 2.2): lineage only
         deps=[dg.AssetDep(IDENTITY_MERGES_KEY)] if kpi.needs_remap else None,
         check_specs=[dg.AssetCheckSpec(name, asset=key, blocking=name != "ratios_within_bounds",
-                                       partitions_def=partitions) for name in STANDARD_CHECK_NAMES]
+                                       partitions_def=partitions, description=STANDARD_CHECK_DESCRIPTIONS[name])
+                     for name in STANDARD_CHECK_NAMES]
         + [dg.AssetCheckSpec("headline_within_usual_range", asset=key, partitions_def=partitions,
                              description="warns when the headline is more than CRM_ANOMALY_THRESHOLD robust "
-                                         "standard deviations from its trailing CRM_ANOMALY_WINDOW_DAYS days")]
+                                         "standard deviations from its trailing CRM_ANOMALY_WINDOW_DAYS days; on a "
+                                         "short history (a few days past CRM_ANOMALY_MIN_DAYS) or a small "
+                                         "population a normal day can look unusual")]
         + ([dg.AssetCheckSpec("headline_at_least_target", asset=key, partitions_def=partitions,
-                              description=f"warns when the headline is below {kpi.warn_below}")]
+                              description=f"warns when the headline is below its target {kpi.warn_below}: a "
+                                          "business signal about the day, not a fault in the data")]
            if kpi.warn_below is not None else []),
     )
     def compute_kpi(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, **inputs: pd.DataFrame):
@@ -132,6 +137,7 @@ def kpi_asset(kpi: KpiDefinition, partitions: dg.DailyPartitionsDefinition) -> d
             **recorded,
             "dagster/column_lineage": column_lineage(kpi),
             "window_complete": complete, "rows": len(frame),
+            "reporting_currency": settings.get().reporting_currency,
             "headline_value": headline_value(kpi, frame),
             **({"identity_changes_through": remap.newest_identity_day or "-",
                 "identity_merges_applied": remap.merges} if remap is not None else {}),
@@ -155,8 +161,9 @@ def scorecard_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
                     "numerator and denominator, also shown as a Markdown table in the materialisation metadata.",
         metadata={"dagster/column_schema": column_schema(SCORECARD_SCHEMA), "primary_key": ["kpi"]},
         check_specs=[dg.AssetCheckSpec("every_kpi_has_a_headline", asset=SCORECARD_KEY, blocking=True,
-                                       partitions_def=partitions),
-                     dg.AssetCheckSpec("kpi_is_unique", asset=SCORECARD_KEY, blocking=True, partitions_def=partitions),
+                                       partitions_def=partitions, description="every KPI has one row"),
+                     dg.AssetCheckSpec("kpi_is_unique", asset=SCORECARD_KEY, blocking=True, partitions_def=partitions,
+                                       description=checks.primary_key_description(["kpi"])),
                      checks.schema_spec(SCORECARD_KEY, partitions)],
     )
     def kpi_scorecard(**tables: pd.DataFrame):

@@ -1,8 +1,8 @@
-"""Audiences (kpis.md "audiences"): the daily membership table and the sizes KPI.
+"""Audiences (docs/kpi_catalog.md "audiences"): the daily membership table and the sizes KPI.
 
 `audience_membership` (partition D, not under `kpi/`): one row per member and audience, with the first day of
 the current continuous membership and whether the person may be activated (a customer record with marketing
-consent). It holds person ids only, never contact data. Persons follow the newest identity (kpis.md 2.2).
+consent). It holds person ids only, never contact data. Persons follow the newest identity (docs/outputs.md 2.2).
 """
 
 import datetime as dt
@@ -144,7 +144,8 @@ def membership_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         check_specs=[
             checks.schema_spec(MEMBERSHIP_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(MEMBERSHIP_PK), asset=MEMBERSHIP_KEY,
-                              blocking=True, partitions_def=partitions),
+                              blocking=True, partitions_def=partitions,
+                              description=checks.primary_key_description(MEMBERSHIP_PK)),
                      dg.AssetCheckSpec("since_is_within_the_run", asset=MEMBERSHIP_KEY, blocking=True,
                                        partitions_def=partitions,
                                        description="every `since` lies in CRM_START_DATE..D")],

@@ -1,5 +1,5 @@
 """Campaign contacts, campaign starts and first ad clicks: the compact inputs of incremental_lift and
-ad_conversion_rate (kpis.md section 3).
+ad_conversion_rate (docs/kpi_catalog.md).
 
 `aggregates/campaign_contacts`: one row per campaign x person x group (sent: email_send, sms_send, push_send;
 holdout: holdout_assigned) with the first such event of day D. `aggregates/campaign_starts`: a state, one row per
@@ -85,7 +85,7 @@ def campaign_starts_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
         check_specs=[
             checks.schema_spec(CAMPAIGN_STARTS_KEY, partitions),
             dg.AssetCheckSpec("campaign_id_is_unique", asset=CAMPAIGN_STARTS_KEY, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions, description=checks.primary_key_description(["campaign_id"]))],
     )
     def campaign_starts(campaign_contacts: pd.DataFrame, previous: pd.DataFrame | None):
         frame = update_campaign_starts(previous, campaign_contacts)

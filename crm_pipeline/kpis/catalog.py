@@ -31,7 +31,7 @@ def _entry(kpi: KpiDefinition) -> str:
         f"- **Headline (total row)**: {headline}",
         f"- **Inputs**: {inputs}",
         *([f"- **Persons**: remapped through the identity changes logged from {kpi.remap_days or kpi.window_days} d "
-           "before D up to the newest identity partition (kpis.md 2.2)"] if kpi.needs_remap else []),
+           "before D up to the newest identity partition (docs/outputs.md 2.2)"] if kpi.needs_remap else []),
         "- **Column lineage**: " + "; ".join(
             f"`{column}` ← " + ", ".join(f"`{'/'.join(key)}.{name}`" for key, name in deps)
             for column, deps in kpi.column_lineage().items()),

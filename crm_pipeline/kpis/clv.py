@@ -1,10 +1,10 @@
-"""Predictive CLV (kpis.md "clv_predictive"): every buyer's order history summarised at day grain, BG/NBD and
+"""Predictive CLV (docs/kpi_catalog.md "clv_predictive"): every buyer's order history summarised at day grain, BG/NBD and
 Gamma-Gamma fitted on it (`clv_model`), one row of predictions per buyer (`clv_predictions`) and the KPI.
 
 A buyer's history comes from two states, so the cost of a day does not grow with the length of history: the
 order book (the orders of its last ORDER_BOOK_DAYS days with their refunds) and the order history (one summary row per person of
 the order days before; `states.update_order_history`). Both hold persons as of D; the predictions carry them
-through every later identity change (kpis.md 2.2), so persons merged later are one buyer.
+through every later identity change (docs/outputs.md 2.2), so persons merged later are one buyer.
 
 Summaries as `lifetimes.utils.summary_data_from_transaction_data(freq="D")`, on the orders non-refunded at D,
 days in the reporting timezone: x = order days - 1, t = last - first order day, T = D - first order day,
@@ -187,15 +187,15 @@ def clv_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
         ins={"order_book": dg.AssetIn(key=ORDER_BOOK_KEY, metadata={
                  "columns": ["person_id", "order_day", "net_revenue", "fully_refunded"]}),
              "order_history": dg.AssetIn(key=ORDER_HISTORY_KEY)},
-        # persons follow identity changes read straight from identity_merges (kpis.md 2.2): lineage only
+        # persons follow identity changes read straight from identity_merges (docs/outputs.md 2.2): lineage only
         deps=[dg.AssetDep(dg.AssetKey(list(IDENTITY_MERGES_PATH)))],
         check_specs=[
             checks.schema_spec(CLV_PREDICTIONS_KEY, partitions),
             checks.schema_spec(CLV_MODEL_KEY, partitions),
             dg.AssetCheckSpec("person_id_is_unique", asset=CLV_PREDICTIONS_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(["person_id"])),
             dg.AssetCheckSpec(checks.primary_key_check_name(CLV_MODEL_PK), asset=CLV_MODEL_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(CLV_MODEL_PK)),
             dg.AssetCheckSpec("models_are_fitted", asset=CLV_MODEL_KEY, partitions_def=partitions,
                               description="warns when the data cannot support a fit (the predictions are then "
                                           "null, and so are the values of kpi/clv_predictive)"),

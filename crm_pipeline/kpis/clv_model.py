@@ -57,7 +57,7 @@ class Fit:
 
     @property
     def clear_maximum(self) -> bool:
-        """Whether the likelihood has a clear maximum there, where implementations agree (kpis.md): else the
+        """Whether the likelihood has a clear maximum there, where implementations agree (docs/kpi_catalog.md): else the
         parameters sit on a ridge the data cannot pin down, and so do the predictions."""
         return self.hessian_condition < MAX_HESSIAN_CONDITION
 

@@ -1,4 +1,4 @@
-"""Cost KPIs of the Monetise family (kpis.md "Monetise: value and cost"): what acquiring and retaining a
+"""Cost KPIs of the Monetise family (docs/kpi_catalog.md "Monetise: value and cost"): what acquiring and retaining a
 customer costs. One declaration and one pure function each.
 
 Costs are the clean `ingest/costs` lines (reporting currency, one partition per cost `date`); new customers
@@ -27,7 +27,7 @@ FIRST_ORDERS = ("aggregates", "first_orders")
 ATTRIBUTION = ("attribution", "order_attribution")
 COST_COLUMNS = ("cost_date", "cost_type", "objective", "channel", "amount")
 UNATTRIBUTED = "(unattributed)"
-NONE = "(none)"  # a media cost line without a channel (kpis.md section 1: a missing open value)
+NONE = "(none)"  # a media cost line without a channel (docs/outputs.md section 1: a missing open value)
 
 
 def costs_in(costs: pd.DataFrame, first: dt.date, last: dt.date, objective: str) -> pd.DataFrame:
@@ -51,7 +51,7 @@ def new_customers(first_orders: pd.DataFrame, remap: PersonRemap, first: dt.date
 
 
 def first_touch_channels(order_ids: pd.Series, order_attribution: pd.DataFrame) -> pd.Series:
-    """The `first_touch` channel (kpis.md 2.7) of each order; `(unattributed)` for an order without touches."""
+    """The `first_touch` channel (docs/outputs.md 2.7) of each order; `(unattributed)` for an order without touches."""
     credited = order_attribution.loc[(order_attribution["model"] == "first_touch").to_numpy()]
     # first_touch credits one touch: one channel per order (the largest credit, should a table hold more)
     credited = credited.sort_values(["order_id", "credit", "channel"], ascending=[True, False, True])
@@ -206,7 +206,7 @@ KPIS: tuple[KpiDefinition, ...] = (
                  "numerator": ("costs.amount", "costs.objective", "costs.cost_type", "costs.cost_date"),
                  "denominator": ("first_orders.person_id", "first_orders.first_ordered_at",
                                  "order_attribution.order_id", "order_attribution.model")},
-        compute=cac, window_days=365,  # first orders ever: complete from CRM_START_DATE + 365 d (kpis.md 2.8)
+        compute=cac, window_days=365,  # first orders ever: complete from CRM_START_DATE + 365 d (docs/outputs.md 2.8)
         remap_days=1),  # first_orders holds persons as of D: only later identity changes apply
     KpiDefinition(
         name="crc", family="Monetise", seed="004",

@@ -1,4 +1,4 @@
-"""Count KPIs (kpis.md "Count: marketing assets")."""
+"""Count KPIs (docs/kpi_catalog.md "Count: marketing assets")."""
 
 import datetime as dt
 from zoneinfo import ZoneInfo
@@ -74,7 +74,7 @@ def later(first: pd.Series, second: pd.Series) -> pd.Series:
 
 def asset_members(signals: pd.DataFrame, day: dt.date, timezone: str) -> dict[str, pd.Series]:
     """The persons in each owned asset at the end of D (except registered_customers), from the latest-signal
-    state of D: list memberships, installations and recent activity (kpis.md asset_counts)."""
+    state of D: list memberships, installations and recent activity (docs/kpi_catalog.md asset_counts)."""
     out: dict[str, pd.Series] = {}
     for asset, (join, leave) in LISTS.items():
         wide = _wide(signals, (join, leave))

@@ -1,8 +1,8 @@
-"""Helpers of the KPIs that read CRM rows as of D (kpis.md 2.5) and break a metric down by an open dimension.
+"""Helpers of the KPIs that read CRM rows as of D (docs/outputs.md 2.5) and break a metric down by an open dimension.
 
 A CRM row counts on D only through its lifecycle timestamps: a timestamp after the end of D has not happened
 yet. `in_days` is that test for a window of days in the reporting timezone; `breakdown` writes a metric's row
-and its row per value of an open dimension from one measure function, so every KPI follows kpis.md section 1
+and its row per value of an open dimension from one measure function, so every KPI follows docs/outputs.md section 1
 ("a metric whose own population lacks the value writes 0 or null") the same way.
 """
 
@@ -14,7 +14,7 @@ import pandas as pd
 
 from crm_pipeline.kpis.count import end_of_day, start_of_day
 
-NONE = "(none)"  # a missing open value (kpis.md section 1)
+NONE = "(none)"  # a missing open value (docs/outputs.md section 1)
 
 
 def in_days(ts: pd.Series, first: dt.date, last: dt.date, timezone: str) -> np.ndarray:

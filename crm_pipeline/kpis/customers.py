@@ -1,10 +1,10 @@
-"""Customers as of a day (kpis.md 2.3), read from the order book state `aggregates/order_book`.
+"""Customers as of a day (docs/outputs.md 2.3), read from the order book state `aggregates/order_book`.
 
 The order book of day X holds every order placed in the year up to X (at least; its horizon may be longer)
 with `fully_refunded` as of the end of X. So "active customer at X", "win-back candidate at X" and "the orders
 non-refunded at X" are questions to the book of X: a KPI that needs them at D-30 reads the book's partition
 D-30 (`order_book_input(offset_days=30)`), whose persons it carries through the identity changes since then
-(`remap`, kpis.md 2.2; declare `remap_days` to reach back to D-30). A KPI that needs the book of D too cannot
+(`remap`, docs/outputs.md 2.2; declare `remap_days` to reach back to D-30). A KPI that needs the book of D too cannot
 have both inputs (Dagster keys an asset's inputs by upstream asset): it reads `aggregates/customer_status` of D-30
 instead (kpis/retention.py), which gives the same persons.
 

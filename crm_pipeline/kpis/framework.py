@@ -1,4 +1,4 @@
-"""The KPI framework: one small typed declaration per KPI, and the output conventions of kpis.md section 1.
+"""The KPI framework: one small typed declaration per KPI, and the output conventions of docs/outputs.md section 1.
 
 A KPI is a `KpiDefinition` (its documentation, dimensions, inputs and a pure compute function). The compute
 function returns the KPI's rows (dimension columns + numerator, denominator, value, unit) except the total row;
@@ -21,7 +21,7 @@ import pyarrow as pa
 
 UNITS = ("ratio", "percent", "count", "days", "hours", "currency", "currency_per_day", "score", "index")
 BINDING_COLUMNS = ("numerator", "denominator", "value", "unit")
-# value = numerator / denominator x scale for quotient rows (kpis.md section 1)
+# value = numerator / denominator x scale for quotient rows (docs/outputs.md section 1)
 SCALE = {"percent": 100.0, "index": 100.0}
 BOUNDS = {"ratio": (0.0, 1.0), "percent": (0.0, 100.0)}
 
@@ -79,7 +79,7 @@ class KpiDefinition:
     formula: str
     window: str
     population: str
-    unit: str  # the unit(s) as kpis.md lists them, e.g. "ratio, count"
+    unit: str  # the unit(s) as docs/kpi_catalog.md lists them, e.g. "ratio, count"
     dimensions: tuple[Dimension, ...]
     headline: Mapping[str, str]  # the dimension values of the headline row ({} = the compute's total row)
     inputs: tuple[KpiInput, ...]
@@ -113,7 +113,7 @@ class KpiDefinition:
     @property
     def needs_remap(self) -> bool:
         """Compute functions that count persons take `remap`: stored person ids -> persons as of the newest
-        identity partition (kpis.md 2.2, `kpis.persons`)."""
+        identity partition (docs/outputs.md 2.2, `kpis.persons`)."""
         return "remap" in inspect.signature(self.compute).parameters
 
     def column_lineage(self) -> dict[str, list[tuple[tuple[str, ...], str]]]:
@@ -182,7 +182,7 @@ def median(values: Sequence[float] | np.ndarray, unit: str, **dims: str | None) 
 
 
 def percentile(values: Sequence[float] | np.ndarray, q: float, unit: str, **dims: str | None) -> dict:
-    """Percentile form (kpis.md 2.6): null numerator, denominator = observations, linear interpolation between
+    """Percentile form (docs/outputs.md 2.6): null numerator, denominator = observations, linear interpolation between
     closest ranks (numpy's default, SQL percentile_cont)."""
     arr = np.asarray(values, dtype=float)
     return {**dims, "numerator": None, "denominator": float(len(arr)),
@@ -271,7 +271,7 @@ def standard_checks(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFrame) -
     hard = int((outside & bounded).sum())
     out.append(dg.AssetCheckResult(
         asset_key=key, check_name="ratios_within_bounds", passed=int(outside.sum()) == 0,
-        # only the unbounded metrics of kpis.md outside their range: a warning, never blocking
+        # only the unbounded metrics of docs/outputs.md 1.4 outside their range: a warning, never blocking
         severity=dg.AssetCheckSeverity.ERROR if hard else dg.AssetCheckSeverity.WARN,
         metadata={"rows_outside": int(outside.sum()), "bounded_rows_outside": hard}))
     return out
@@ -290,3 +290,14 @@ def headline_target_check(kpi: KpiDefinition, key: dg.AssetKey, frame: pd.DataFr
 
 STANDARD_CHECK_NAMES = ("total_row_exists", "dimensions_are_unique", "columns_types_and_units_are_valid",
                         "value_is_numerator_over_denominator", "ratios_within_bounds")
+STANDARD_CHECK_DESCRIPTIONS = {
+    "total_row_exists": "exactly one total (headline) row, the row whose dimensions are all null",
+    "dimensions_are_unique": "no two rows share the same dimension values (nulls compared as equal)",
+    "columns_types_and_units_are_valid": "the columns are the dimensions then the binding columns, every unit "
+                                         "is a known one and no number is infinite",
+    "value_is_numerator_over_denominator": "value = numerator / denominator (times the unit's scale) wherever "
+                                           "both are known, and value is null where the denominator is 0",
+    "ratios_within_bounds": "ratios lie in [0, 1] and percents in [0, 100]; an error for a bounded metric, "
+                            "only a warning for the metrics the catalog declares unbounded (e.g. a lift, or "
+                            "opens counted against the day's sends, can leave the range legitimately)",
+}

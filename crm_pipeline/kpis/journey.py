@@ -1,4 +1,4 @@
-"""Journey KPIs (kpis.md "Journey and attribution"): one declaration and one pure function each."""
+"""Journey KPIs (docs/kpi_catalog.md "Journey and attribution"): one declaration and one pure function each."""
 
 import datetime as dt
 
@@ -88,7 +88,7 @@ KPIS: tuple[KpiDefinition, ...] = (
         description="One row per attribution model and per model x credited channel, for the orders placed on day "
                     "D: the revenue each model credits to each channel.",
         formula="sum of credit x net revenue (refunds not deducted); total and every model = net revenue of D",
-        window="1d", population="orders placed on D, credits of kpis.md 2.7", unit="currency",
+        window="1d", population="orders placed on D, credits of docs/outputs.md 2.7", unit="currency",
         dimensions=(Dimension("model", MODELS), Dimension("channel")), headline={},
         inputs=(KpiInput("journeys", JOURNEYS, columns=("order_id", "net_revenue")),
                 KpiInput("order_attribution", ATTRIBUTION)),

@@ -1,4 +1,4 @@
-"""Customer lifetime KPIs (kpis.md): clv (Monetise) and cohort_retention (Retention).
+"""Customer lifetime KPIs (docs/kpi_catalog.md): clv (Monetise) and cohort_retention (Retention).
 
 `clv` reads the order book of D (customers at D, `customers.py`), the customer status of D-30 (customers at D-30,
 `retention.py`: a KPI cannot read the order book twice, Dagster keys an asset's inputs by upstream asset) and
@@ -14,7 +14,7 @@ book of D, each month's refund status taken back to its last day through the ref
 reaches back as far as the book (548 days).
 
 The states hold persons as of their own day; a run carries them through the identity changes logged since
-(`remap`, kpis.md 2.2), so two parts merged later are one customer.
+(`remap`, docs/outputs.md 2.2), so two parts merged later are one customer.
 """
 
 import datetime as dt

@@ -1,10 +1,10 @@
-"""Retention and loyalty KPIs (kpis.md "Retention and loyalty", part 2): recency_frequency with the person-level
+"""Retention and loyalty KPIs (docs/kpi_catalog.md "Retention and loyalty", part 2): recency_frequency with the person-level
 asset `customer_rfm`, repeat_purchase_rate, activation_rate and registrant_retention.
 
 Customers come from the order book of D (`customers.py`), first orders from `aggregates/first_orders`,
 registrations and acquisition channels from the customers CRM snapshot of D, engagements from the daily
 `aggregates/person_engagement`. Every stored person id is carried through the identity changes after it
-(`remap`, kpis.md 2.2), so two parts merged later are one customer, one registrant and one first order.
+(`remap`, docs/outputs.md 2.2), so two parts merged later are one customer, one registrant and one first order.
 """
 
 import datetime as dt
@@ -155,13 +155,13 @@ def customer_rfm_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDef
                     "Person ids only; persons follow the newest identity partition.",
         ins={"order_book": dg.AssetIn(key=dg.AssetKey(list(ORDER_BOOK)), metadata={
             "columns": ["person_id", "ordered_at", "order_day", "net_revenue", "fully_refunded"]})},
-        # persons follow identity changes read straight from identity_merges (kpis.md 2.2): lineage only
+        # persons follow identity changes read straight from identity_merges (docs/outputs.md 2.2): lineage only
         deps=[dg.AssetDep(dg.AssetKey(list(IDENTITY_MERGES_PATH)))],
         metadata={"dagster/column_schema": column_schema(CUSTOMER_RFM_SCHEMA), "primary_key": ["person_id"]},
         check_specs=[
             checks.schema_spec(CUSTOMER_RFM_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(["person_id"]), asset=CUSTOMER_RFM_KEY, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions, description=checks.primary_key_description(["person_id"]))],
     )
     def customer_rfm_table(context: dg.AssetExecutionContext, settings: PipelineSettingsResource,
                            order_book: pd.DataFrame):
@@ -372,7 +372,7 @@ KPIS: tuple[KpiDefinition, ...] = (
         formula="retention_rate = cohort members with >= 1 engagement on D-N+1..D / cohort; avg_engagements = "
                 "engagement events of cohort members on D-N+1..D / cohort",
         window="30/90/180d (cohorts of D-30, D-90, D-180; registrations ever: complete from CRM_START_DATE + 365 d)",
-        population=f"registrants whose registration falls on D-N; {_REGISTRATION}; engagements as kpis.md 2.2, "
+        population=f"registrants whose registration falls on D-N; {_REGISTRATION}; engagements as docs/outputs.md 2.2, "
                    "under any identifier of the person", unit="ratio, count",
         dimensions=(Dimension("metric", ("retention_rate", "avg_engagements")),
                     Dimension("window", tuple(RETENTION_WINDOWS))),

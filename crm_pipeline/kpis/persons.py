@@ -1,4 +1,4 @@
-"""Persons as of the newest identity (kpis.md 2.2).
+"""Persons as of the newest identity (docs/outputs.md 2.2).
 
 A KPI run of partition D attaches persons with identity_map D, and daily aggregates store the person ids of
 their own day. Both are then carried through every identity change logged after them, up to the newest

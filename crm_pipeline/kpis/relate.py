@@ -1,4 +1,4 @@
-"""Relate KPIs on visits (kpis.md "Relate: engagement and audiences"), from the daily visits aggregate."""
+"""Relate KPIs on visits (docs/kpi_catalog.md "Relate: engagement and audiences"), from the daily visits aggregate."""
 
 import datetime as dt
 

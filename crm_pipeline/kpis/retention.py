@@ -1,14 +1,14 @@
-"""Retention and loyalty KPIs (kpis.md "Retention and loyalty"), part 1: customer retention, churn, win-back
+"""Retention and loyalty KPIs (docs/kpi_catalog.md "Retention and loyalty"), part 1: customer retention, churn, win-back
 conversion and renewals, and the state they read at D-30.
 
 Customers at D-30 come from `aggregates/customer_status` of D-30: one row per person with an order in the year up
 to that day, the latest day of an order non-refunded then and the year's net revenue. (A KPI cannot read the order
 book twice, at D-30 and at D: Dagster keys an asset's inputs by upstream asset. The status is also far smaller:
 one row per person, three columns.) Customers at D come from the order book of D. Both carry their persons through the identity
-changes since D-30 (`remap`, kpis.md 2.2), so a person merged in between is one customer on both days.
-Subscription terms are CRM rows as of D (kpis.md 2.5): a term counts through its term_start and term_end, and is
+changes since D-30 (`remap`, docs/outputs.md 2.2), so a person merged in between is one customer on both days.
+Subscription terms are CRM rows as of D (docs/outputs.md 2.5): a term counts through its term_start and term_end, and is
 renewed at D when a later term of its subscription has started by the end of D; the status column is never read.
-Dormant persons at D-30 (kpis.md 2.2) come from `aggregates/engagement_recency` of D-30, each person's latest day
+Dormant persons at D-30 (docs/outputs.md 2.2) come from `aggregates/engagement_recency` of D-30, each person's latest day
 with an engagement.
 """
 
@@ -56,7 +56,7 @@ CUSTOMER_STATUS_SCHEMA = pa.schema([
     # net revenue of the orders placed in D-364..D, refunded or not (refunds not deducted), reporting currency
     pa.field("net_revenue_365d", pa.float64(), nullable=False),
 ])
-# a state at D-30 with its 365-day activity window reads back to D-394 (kpis.md 2.8)
+# a state at D-30 with its 365-day activity window reads back to D-394 (docs/outputs.md 2.8)
 AT_D_MINUS_30_DAYS = LOOKBACK_DAYS + ACTIVE_DAYS
 # terms ending in D-36..D-7 with the default 7-day grace
 TERM_WINDOW_DAYS = 30
@@ -115,7 +115,7 @@ def status_as_of_now(status: pd.DataFrame, remap: PersonRemap) -> pd.DataFrame:
 
 
 def active_at(status: pd.DataFrame) -> pd.Index:
-    """Active customers at the status' day (kpis.md 2.3): an order non-refunded then in its year."""
+    """Active customers at the status' day (docs/outputs.md 2.3): an order non-refunded then in its year."""
     return pd.Index(status.index[status["last_order_date"].notna().to_numpy()], name="person_id")
 
 
@@ -132,14 +132,15 @@ def customer_status_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
         kinds={"python", "pandas", "parquet"},
         description="One row per person with an order placed in D-364..D: the latest day of such an order "
                     "non-refunded at the end of D (null: all fully refunded; not null = an active customer at D, "
-                    "kpis.md 2.3) and their net revenue (refunds not deducted). From the order book of D, persons as "
+                    "docs/outputs.md 2.3) and their net revenue (refunds not deducted). From the order book of D, persons as "
                     "of D. The retention KPIs read it as of D-30 (their start population and win-back candidates).",
         ins={"order_book": dg.AssetIn(key=ORDER_BOOK_KEY, metadata={"columns": [
             "person_id", "order_day", "net_revenue", "fully_refunded"]})},
         metadata={"dagster/column_schema": column_schema(CUSTOMER_STATUS_SCHEMA), "primary_key": ["person_id"]},
         check_specs=[checks.schema_spec(CUSTOMER_STATUS_KEY, partitions),
                      dg.AssetCheckSpec("person_id_is_unique", asset=CUSTOMER_STATUS_KEY, blocking=True,
-                                       partitions_def=partitions)],
+                                       partitions_def=partitions,
+                                       description=checks.primary_key_description(["person_id"]))],
     )
     def customer_status_of_day(context: dg.AssetExecutionContext, order_book: pd.DataFrame):
         status = customer_status(order_book, partition_day(context))
@@ -171,7 +172,7 @@ def engagement_recency_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Ass
     @dg.asset(
         key=ENGAGEMENT_RECENCY_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
         kinds={"python", "pandas", "parquet"},
-        description="One row per person with an engagement (kpis.md 2.2) on or before D: the latest day with "
+        description="One row per person with an engagement (docs/outputs.md 2.2) on or before D: the latest day with "
                     "one. A state: D = D-1 carried through the merges of D + the persons of person_engagement of D. "
                     "reengagement_rate reads it as of D-30 (dormant persons).",
         ins={"person_engagement": dg.AssetIn(key=PERSON_ENGAGEMENT_KEY, metadata={"columns": ["person_id"]}),
@@ -180,7 +181,8 @@ def engagement_recency_asset(partitions: dg.DailyPartitionsDefinition) -> dg.Ass
         metadata={"dagster/column_schema": column_schema(ENGAGEMENT_RECENCY_SCHEMA), "primary_key": ["person_id"]},
         check_specs=[checks.schema_spec(ENGAGEMENT_RECENCY_KEY, partitions),
                      dg.AssetCheckSpec("person_id_is_unique", asset=ENGAGEMENT_RECENCY_KEY, blocking=True,
-                                       partitions_def=partitions)],
+                                       partitions_def=partitions,
+                                       description=checks.primary_key_description(["person_id"]))],
     )
     def engagement_recency(context: dg.AssetExecutionContext, person_engagement: pd.DataFrame,
                            identity_merges: pd.DataFrame, previous: pd.DataFrame | None):
@@ -229,7 +231,7 @@ def ended_terms(crm_subscription_terms: pd.DataFrame, day: dt.date, settings: Se
                                                                                                 np.ndarray]:
     """The subscription terms with term_end in D-(29+g)..D-g (g = the renewal grace, 7 d: D-36..D-7), and
     whether each is renewed at D: a term of the same subscription_id with a later term_start has started by the
-    end of D (kpis.md 2.5). Shared by renewal_rate and churn_rate `revenue`."""
+    end of D (docs/outputs.md 2.5). Shared by renewal_rate and churn_rate `revenue`."""
     tz = settings.timezone
     terms = crm_subscription_terms.loc[by_end_of(crm_subscription_terms["term_start"], day, tz)]
     last = day - dt.timedelta(days=settings.renewal_grace_days)
@@ -281,7 +283,7 @@ def renewal_rate(crm_subscription_terms: pd.DataFrame, day: dt.date, settings: S
 
 def dormant_persons(engagement_recency: pd.DataFrame, registrants: pd.Index, day: dt.date,
                     remap: PersonRemap) -> pd.Index:
-    """Dormant at `day` (kpis.md 2.2; `engagement_recency`: the state of `day`): registrants at `day` with an
+    """Dormant at `day` (docs/outputs.md 2.2; `engagement_recency`: the state of `day`): registrants at `day` with an
     engagement on or before it and none in day-89..day. Parts merged since are one person."""
     engagement_recency = state_frame(engagement_recency, ENGAGEMENT_RECENCY_SCHEMA)
     latest = pd.Series(pd.to_datetime(engagement_recency["last_engaged_date"]).to_numpy(),
@@ -310,7 +312,7 @@ ORDER_BOOK = order_book_input("order_book", columns=BOOK_COLUMNS)
 TERMS = KpiInput("crm_subscription_terms", SUBSCRIPTION_TERMS, columns=TERM_COLUMNS)
 PERSONS_NOTE = ("persons as of the newest identity partition: parts merged since D-30 are one customer at D-30 "
                 "and at D")
-TERMS_NOTE = ("subscription terms as CRM rows as of D (kpis.md 2.5): a term counts through term_start and "
+TERMS_NOTE = ("subscription terms as CRM rows as of D (docs/outputs.md 2.5): a term counts through term_start and "
               "term_end <= end of D; renewed at D = a later term of the same subscription_id has term_start <= end "
               "of D; status is not read; the 7-day grace is the setting CRM_RENEWAL_GRACE_DAYS")
 
@@ -390,7 +392,7 @@ KPIS: tuple[KpiDefinition, ...] = (
                 "D-119..D-30) with >= 1 engagement in D-29..D / persons dormant at D-30",
         window="30d (D-29..D); dormant at D-30", population="persons dormant at D-30",
         exclusions="persons as of the newest identity partition: parts merged since D-30 are one person; "
-                   "'engaged on or before D-30' is complete from CRM_START_DATE + 365 d (kpis.md 2.8)",
+                   "'engaged on or before D-30' is complete from CRM_START_DATE + 365 d (docs/outputs.md 2.8)",
         unit="ratio", dimensions=(), headline={},
         inputs=(KpiInput("engagement_recency_30", ENGAGEMENT_RECENCY, offset_days=LOOKBACK_DAYS),
                 KpiInput("person_engagement", ("aggregates", "person_engagement"), window_days=LOOKBACK_DAYS,

@@ -1,4 +1,4 @@
-"""Sales pipeline KPIs (kpis.md "Sales pipeline"): CRM rows as of D (kpis.md 2.5), one pure function each.
+"""Sales pipeline KPIs (docs/kpi_catalog.md "Sales pipeline"): CRM rows as of D (docs/outputs.md 2.5), one pure function each.
 
 Every function reads the latest-state snapshots of D (`ingest/crm_leads`, `ingest/crm_opportunities`) and
 places a row in a window only through its lifecycle timestamps (created_at, first_response_at, qualified_at,
@@ -199,7 +199,7 @@ def _lineage(*pairs: tuple[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
 
 
 SOURCE = Dimension("source")
-CRM_AS_OF_D = ("CRM rows as of D (kpis.md 2.5): a row counts only through its lifecycle timestamps at or before "
+CRM_AS_OF_D = ("CRM rows as of D (docs/outputs.md 2.5): a row counts only through its lifecycle timestamps at or before "
                "the end of D")
 
 KPIS: tuple[KpiDefinition, ...] = (

@@ -1,7 +1,7 @@
-"""Service, satisfaction and messaging-health KPIs (kpis.md "Service and satisfaction", "Email and messaging
+"""Service, satisfaction and messaging-health KPIs (docs/kpi_catalog.md "Service and satisfaction", "Email and messaging
 health"), one pure function each.
 
-Surveys and tickets are CRM rows as of D (kpis.md 2.5): a response counts through responded_at, a ticket
+Surveys and tickets are CRM rows as of D (docs/outputs.md 2.5): a response counts through responded_at, a ticket
 through created_at, first_response_at and resolved_at at or before the end of D; channel, contact_count and
 reopened come from the snapshot of D. Deliverability counts email events of D-6..D from the daily messaging
 aggregate.
@@ -154,7 +154,7 @@ def deliverability(messaging: pd.DataFrame) -> list[dict]:
 
 
 SURVEY_POPULATION = "survey responses of the type with responded_at in D-29..D, each counted once"
-TICKETS_AS_OF_D = ("CRM rows as of D (kpis.md 2.5): a ticket counts through created_at, first_response_at and "
+TICKETS_AS_OF_D = ("CRM rows as of D (docs/outputs.md 2.5): a ticket counts through created_at, first_response_at and "
                    "resolved_at at or before the end of D; channel, contact_count and reopened from the snapshot of D")
 RESOLVED = "tickets with resolved_at (the latest resolution) in D-29..D"
 SURVEY_INPUTS = (KpiInput("crm_survey_responses", SURVEYS, columns=SURVEY_COLUMNS),)

@@ -112,7 +112,8 @@ def person_signals_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
         check_specs=[
             checks.schema_spec(PERSON_SIGNALS_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(PERSON_SIGNALS_PK), asset=PERSON_SIGNALS_KEY,
-                              blocking=True, partitions_def=partitions)],
+                              blocking=True, partitions_def=partitions,
+                              description=checks.primary_key_description(PERSON_SIGNALS_PK, ["device_id"]))],
     )
     def person_signals(events: pd.DataFrame, orders: pd.DataFrame, identity_map: pd.DataFrame,
                        identity_merges: pd.DataFrame, previous: pd.DataFrame | None):
@@ -130,7 +131,7 @@ def person_signals_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsD
 # the order book: every order of the last 548 days with what has been refunded of it
 
 # ltv's 18 months look back 548 days (D-547..D); the 365-day rules (active customers, win-back candidates, past
-# purchasers, kpis.md 2.3) filter their own days (kpis/customers.py)
+# purchasers, docs/outputs.md 2.3) filter their own days (kpis/customers.py)
 ORDER_BOOK_DAYS = 548
 REFUND_TOLERANCE = 0.005  # fully refunded: refunds >= net - half a cent (order currency)
 ORDER_BOOK_KEY = dg.AssetKey(["aggregates", "order_book"])
@@ -148,7 +149,7 @@ ORDER_BOOK_SCHEMA = pa.schema([
     pa.field("refunded_original", pa.float64(), nullable=False),  # refunds up to D, in the order currency
     pa.field("refunded", pa.float64(), nullable=False),  # refunds up to D, each at its own day's rate (reporting)
     pa.field("count_refunds", pa.int64(), nullable=False),
-    pa.field("fully_refunded", pa.bool_(), nullable=False),  # at the end of D (kpis.md 2.3)
+    pa.field("fully_refunded", pa.bool_(), nullable=False),  # at the end of D (docs/outputs.md 2.3)
     pa.field("categories", pa.string()),  # "|"-separated
 ])
 
@@ -223,7 +224,7 @@ def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         description=f"One row per order placed in D-{ORDER_BOOK_DAYS - 1}..D (reporting timezone): its person, "
                     "day, currency, net revenue (reporting and order currency), gross revenue, discount and cost of "
                     "goods (reporting currency), categories, and the refunds dated up to the end of D (order and "
-                    "reporting currency) with whether they make it fully refunded (kpis.md 2.3). A state: D = D-1 "
+                    "reporting currency) with whether they make it fully refunded (docs/outputs.md 2.3). A state: D = D-1 "
                     f"carried through the merges of D + the orders of D - orders older than {ORDER_BOOK_DAYS} days, "
                     "with the refunds of D applied. Feeds customers at D (active, win-back candidates, buyers), past "
                     "purchasers and the value KPIs.",
@@ -243,7 +244,7 @@ def order_book_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         check_specs=[
             checks.schema_spec(ORDER_BOOK_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(["order_id"]), asset=ORDER_BOOK_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(["order_id"])),
                      dg.AssetCheckSpec("refunds_reconcile", asset=ORDER_BOOK_KEY, blocking=True,
                                        partitions_def=partitions,
                                        description="booked refunds = those carried from D-1 + the refunds of D applied "
@@ -286,7 +287,7 @@ def update_refund_ledger(previous: pd.DataFrame | None, refunds: pd.DataFrame, b
                          merges: pd.DataFrame, timezone: str, oldest_day: object) -> pd.DataFrame:
     """Yesterday's ledger carried through today's merges, plus today's refunds of the orders in the order book
     of today (with the order's person and day), minus refunds dated before `oldest_day`. A refund of an order the
-    book does not hold (placed before CRM_START_DATE or before the book's horizon) is left out, as kpis.md 2.3
+    book does not hold (placed before CRM_START_DATE or before the book's horizon) is left out, as docs/outputs.md 2.3
     leaves out the refunds of orders the pipeline has not seen."""
     booked = book.drop_duplicates("order_id").set_index("order_id")
     order_ids = refunds["order_id"].astype("string")
@@ -319,7 +320,7 @@ def refund_ledger_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
                     "order book: the order's person and day, the refund's instant, day and amount in the reporting "
                     "currency (at the refund day's rate). A state: D = D-1 carried through the merges of D + the "
                     f"refunds of D - refunds older than {ORDER_BOOK_DAYS} days. The value KPIs' 'refunds dated in the "
-                    "window' (net of refunds, kpis.md 2.3) come from it.",
+                    "window' (net of refunds, docs/outputs.md 2.3) come from it.",
         ins={"refunds": dg.AssetIn(key=dg.AssetKey(["ingest", "refunds"]), metadata={
                  "columns": ["refund_id", "order_id", "refunded_at", "amount"]}),
              "order_book": dg.AssetIn(key=ORDER_BOOK_KEY, metadata={
@@ -330,7 +331,7 @@ def refund_ledger_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         check_specs=[
             checks.schema_spec(REFUND_LEDGER_KEY, partitions),
             dg.AssetCheckSpec(checks.primary_key_check_name(["refund_id"]), asset=REFUND_LEDGER_KEY, blocking=True,
-                              partitions_def=partitions)],
+                              partitions_def=partitions, description=checks.primary_key_description(["refund_id"]))],
     )
     def refund_ledger(context: dg.AssetExecutionContext, settings: PipelineSettingsResource, refunds: pd.DataFrame,
                       order_book: pd.DataFrame, identity_merges: pd.DataFrame, previous: pd.DataFrame | None):
@@ -440,7 +441,7 @@ def order_history_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         check_specs=[
             checks.schema_spec(ORDER_HISTORY_KEY, partitions),
             dg.AssetCheckSpec("person_id_is_unique", asset=ORDER_HISTORY_KEY, blocking=True,
-                              partitions_def=partitions),
+                              partitions_def=partitions, description=checks.primary_key_description(["person_id"])),
             dg.AssetCheckSpec("order_days_reconcile", asset=ORDER_HISTORY_KEY, blocking=True,
                               partitions_def=partitions,
                               description="order days and net revenue = those carried from D-1 + those taken in "

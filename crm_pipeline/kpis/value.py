@@ -1,12 +1,12 @@
-"""Monetise KPIs, value part (kpis.md "Monetise: value and cost"): aov_arpu, refund_and_discount, ltv and
+"""Monetise KPIs, value part (docs/kpi_catalog.md "Monetise: value and cost"): aov_arpu, refund_and_discount, ltv and
 revenue_per_recipient, one pure function each, and the daily aggregate `aggregates/email_sends` that
 revenue_per_recipient reads instead of 30 days of raw events.
 
 Orders and their refund status at D come from the order book of D (`aggregates/order_book`, the orders of the last
 548 days), refunds by the day they are dated from the refund ledger of D (`aggregates/refund_ledger`). "Net of
-refunds" (kpis.md 2.3) is `net_of_refunds`: the net revenue of the orders placed in a window minus the refunds
+refunds" (docs/outputs.md 2.3) is `net_of_refunds`: the net revenue of the orders placed in a window minus the refunds
 dated in it, of any order the book held when the refund arrived. Both states hold persons as of D; a run carries
-them through the identity changes logged since (`remap`, kpis.md 2.2).
+them through the identity changes logged since (`remap`, docs/outputs.md 2.2).
 """
 
 import datetime as dt
@@ -47,7 +47,7 @@ def dated_in(ledger: pd.DataFrame, first: dt.date, last: dt.date) -> np.ndarray:
 
 
 def net_of_refunds(book: pd.DataFrame, ledger: pd.DataFrame, first: dt.date, last: dt.date) -> float:
-    """R of kpis.md 2.3: net revenue of the orders placed in first..last (refunded or not) minus the refunds dated
+    """R of docs/outputs.md 2.3: net revenue of the orders placed in first..last (refunded or not) minus the refunds dated
     in first..last, whatever the day of their order (refunds of orders the book never held are not in the ledger)."""
     revenue = book["net_revenue"].astype(float).to_numpy()[placed_in(book, first, last)].sum()
     refunds = ledger["amount"].astype(float).to_numpy()[dated_in(ledger, first, last)].sum()
@@ -290,7 +290,7 @@ KPIS: tuple[KpiDefinition, ...] = (
                     "recipient; the total pools every (campaign, recipient) pair.",
         formula="numerator = net revenue (refunds not deducted) of the recipients' orders placed within 30 d after "
                 "their first send of the campaign in the window (first send < ordered_at <= first send + 30 d, up "
-                "to the end of D) whose journey's last touch (kpis.md 2.7) carries the campaign_id; denominator = "
+                "to the end of D) whose journey's last touch (docs/outputs.md 2.7) carries the campaign_id; denominator = "
                 "recipients (persons with an email_send of the campaign in the window)",
         window="30d (sends in D-29..D; journeys look back 30 d)",
         population="(campaign, person) pairs with an email_send of the campaign in D-29..D", unit="currency",

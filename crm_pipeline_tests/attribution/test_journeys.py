@@ -104,7 +104,7 @@ def test_a_rerun_after_a_later_merge_joins_the_touches_of_both_persons():
     touches = _touches(("t_buyer", ts(3), "seo", "k1", None), ("t_other", ts(1), "display", "k2", None))
     rows, person = journey_touches(ORDERS, touches, IDENTITY, JourneyConfig())
     assert rows["event_id"].tolist() == ["t_buyer"]  # as of D, k2 is somebody else
-    # P2 (cookie k2) is merged into P1 after D: the re-run credits k2's touch too (kpis.md 2.2)
+    # P2 (cookie k2) is merged into P1 after D: the re-run credits k2's touch too (docs/outputs.md 2.2)
     later = pd.DataFrame({"change_date": [dt.date(2026, 11, 4)], "kind": ["merge"], "kept_person_id": ["P1"],
                           "other_person_id": ["P2"], "reason": ["x"]})
     rows, person = journey_touches(ORDERS, touches, IDENTITY, JourneyConfig(), PersonRemap(later))

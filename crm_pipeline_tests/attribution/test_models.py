@@ -1,4 +1,4 @@
-"""The attribution models of kpis.md 2.7 on hand-built journeys whose credits were worked out by hand.
+"""The attribution models of docs/outputs.md 2.7 on hand-built journeys whose credits were worked out by hand.
 
 Conventions: channels are short names (`ad`, `email`, `sms`, `direct`; `A`, `B`, `C` in the data-driven
 examples), orders `o1`, training journeys `j0`, `j1`, ...; every expected value carries its arithmetic.

@@ -256,7 +256,7 @@ TOUCH_TYPES = ("ad_click", "email_click", "sms_click", "push_open", "social_inte
 
 
 def _derive_channel(ev: pd.DataFrame) -> pd.Series:
-    """sources.md channel derivation (defaults), written independently of the generator."""
+    """docs/inputs.md channel derivation (defaults), written independently of the generator."""
     given = ev["channel"].fillna("").str.strip().str.lower()
     out = given.where(given != "", None)
     for prefix, ch in _PREFIX:

@@ -1,6 +1,6 @@
 """Extraction of CRM tables into daily snapshots, on real SQLite files and on PostgreSQL.
 
-Every test builds a tiny CRM database by hand; the expected values were worked out from sources.md section 2
+Every test builds a tiny CRM database by hand; the expected values were worked out from docs/inputs.md section 2
 (day window, first load, latest state) and section 3 (quarantine reasons). Tests taking `database_url` run
 once on a SQLite file and once on a fresh PostgreSQL database (skipped when no server is reachable).
 """

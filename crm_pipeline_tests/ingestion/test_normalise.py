@@ -23,7 +23,7 @@ from crm_pipeline.ingestion.normalise import (
 SITE = ("example-shop.com",)
 BLOG = ("blog.example-shop.com",)
 
-# (given channel, event_type, utm_medium, referrer) -> derived channel; one row per rule of sources.md section 1
+# (given channel, event_type, utm_medium, referrer) -> derived channel; one row per rule of docs/inputs.md section 1
 CHANNEL_TABLE = [
     # a given channel wins, trimmed and lower-cased, even outside the taxonomy
     (" Email ", "session_start", "cpc", "https://www.google.com/", "email"),

@@ -136,7 +136,7 @@ def test_net_change_is_null_on_the_start_date_and_an_empty_day_is_zero():
 
 
 def test_a_later_merge_counts_the_merged_persons_once():
-    # P9 (the follower) turns out to be P2 after D: asset sizes follow the newest identity (kpis.md 2.2)
+    # P9 (the follower) turns out to be P2 after D: asset sizes follow the newest identity (docs/outputs.md 2.2)
     later = pd.DataFrame({"change_date": [dt.date(2026, 11, 3)], "kind": ["merge"], "kept_person_id": ["P2"],
                           "other_person_id": ["P9"], "reason": ["x"]})
     state = states()

@@ -1,4 +1,4 @@
-"""clv (kpis.md "Monetise: value and cost") on a hand-built order book of D, the customer status of D-30 (built by
+"""clv (docs/kpi_catalog.md "Monetise: value and cost") on a hand-built order book of D, the customer status of D-30 (built by
 the state's own function from the order book of D-30) and a refund ledger, numbers
 worked out by hand in the comments, with the traps: refunds dated in the window of orders placed before it, a
 fully refunded order (still an order placed), the window boundaries D-364 / D-365, the churn of a customer who

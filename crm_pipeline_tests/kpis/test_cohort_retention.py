@@ -1,4 +1,4 @@
-"""cohort_retention (kpis.md "Retention and loyalty") on a small world of orders and refunds, run day by day the
+"""cohort_retention (docs/kpi_catalog.md "Retention and loyalty") on a small world of orders and refunds, run day by day the
 way the asset runs (each partition reading its own previous one) and rebuilt from scratch, numbers worked out by
 hand in the comments, with the traps: an order in the last hour of a month and one in the first hour of the
 next, a refund dated in a later month than its order, an order fully refunded within its month, an empty

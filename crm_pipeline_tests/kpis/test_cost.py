@@ -43,7 +43,7 @@ def ts(text: str) -> pd.Timestamp:
 def table(name: str, **inputs) -> pd.DataFrame:
     kpi = BY_NAME[name]
     frame = finalise(kpi, kpi.compute(**inputs))
-    # a negative lift or interval may only warn (unbounded, kpis.md section 1); every other check passes
+    # a negative lift or interval may only warn (unbounded, docs/outputs.md section 1); every other check passes
     failed = [c.check_name for c in standard_checks(kpi, kpi_key(kpi), frame)
               if not c.passed and c.severity != dg.AssetCheckSeverity.WARN]
     assert failed == [], (name, failed)

@@ -1,4 +1,4 @@
-"""Customers as of a day from the order book (kpis.md 2.3), and the KPI inputs that read a state as of D-30."""
+"""Customers as of a day from the order book (docs/outputs.md 2.3), and the KPI inputs that read a state as of D-30."""
 
 import datetime as dt
 

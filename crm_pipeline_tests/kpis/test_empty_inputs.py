@@ -1,4 +1,4 @@
-"""Every KPI, daily aggregate and state on empty inputs (kpis.md section 1): a quiet day, or a deployment with no
+"""Every KPI, daily aggregate and state on empty inputs (docs/outputs.md section 1): a quiet day, or a deployment with no
 events source at all, writes the exact empty-population rows, never a crash.
 
 Inputs are zero-row partitions exactly as the IO manager hands them to the assets (typed columns from the

@@ -134,7 +134,7 @@ def test_first_orders_state_and_time_to_first_value_by_hand():
     assert len(frame) == 1 and pd.isna(only["numerator"])  # median form: null numerator
     assert (only["denominator"], only["value"], only["unit"]) == (1.0, 2.0, "days")
     assert all(c.passed for c in standard_checks(kpi, kpi_key(kpi), frame))
-    # a re-run after P2 was merged into P1 (kpis.md 2.2): the merged person's first order is P1's older o0
+    # a re-run after P2 was merged into P1 (docs/outputs.md 2.2): the merged person's first order is P1's older o0
     later = pd.DataFrame({"change_date": [dt.date(2026, 11, 5)], "kind": ["merge"], "kept_person_id": ["P1"],
                           "other_person_id": ["P2"], "reason": ["x"]})
     frame = finalise(kpi, kpi.compute(first_orders=state.reset_index(), crm_customers=customers,

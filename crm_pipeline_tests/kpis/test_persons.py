@@ -1,4 +1,4 @@
-"""Persons follow identity changes read straight from the warehouse (kpis.md 2.2), locally and on S3."""
+"""Persons follow identity changes read straight from the warehouse (docs/outputs.md 2.2), locally and on S3."""
 
 import dataclasses
 import datetime as dt

@@ -147,7 +147,7 @@ def test_a_refund_rate_above_one_only_warns():
     frame = table("refund_and_discount", refund_and_discount(BOOK, LEDGER, day(1)))
     assert records(frame.iloc[:1]) == [(N, 45.0, 230.0, 45.0 / 230.0, "ratio")]
     # refunds above the window's revenue: a book holding only o3 (30) with the refunds r1 + r2 (90) dated in
-    # D-29..D = 3, outside [0, 1]: refund_rate is unbounded (kpis.md section 1), its bound check only warns
+    # D-29..D = 3, outside [0, 1]: refund_rate is unbounded (docs/outputs.md section 1), its bound check only warns
     high = finalise(KPI["refund_and_discount"], refund_and_discount(BOOK.loc[BOOK["order_id"] == "o3"], LEDGER, D))
     assert records(high.iloc[:1]) == [(N, 90.0, 30.0, 3.0, "ratio")]
     bounds = next(r for r in standard_checks(KPI["refund_and_discount"], dg.AssetKey("k"), high)
