@@ -60,6 +60,7 @@ ENGAGEMENT_ROWS_PER_PERSON_DAY = 0.3
 SEND_SHARE, HOLDOUT_SHARE = 0.32, 0.05
 AD_CLICKERS_SHARE = 0.02
 SUBSCRIBER_SHARE = 0.08
+TOUCHES_PER_PERSON_DAY, SIGNUPS_PER_PERSON_DAY = 0.53, 0.02
 DAY_S = 86_400
 MODELS = ("first_touch", "last_non_direct", "last_touch", "linear", "markov", "position_based", "shapley",
           "time_decay")
@@ -395,6 +396,37 @@ def _ad_clicks_day(w: World, day: dt.date) -> tuple[dict[str, object], int]:
             "count_clicks": rng.geometric(0.6, len(persons))}, len(persons)
 
 
+def _touches_of_day(w: World, day: dt.date) -> tuple[dict[str, object], int]:
+    """The day's touch events (ad and message clicks, sessions, app opens): 0.53 a person a day, as the small
+    world's 5.3k a day for 10k persons; 95% of them with a person."""
+    rng = _day_rng(w.seed, "touch_events", day)
+    k = int(w.persons * TOUCHES_PER_PERSON_DAY)
+    p = w.activity / w.activity.sum()
+    persons = rng.choice(w.persons, k, p=p)
+    at = np.sort(int(_stamp(day).astype(np.int64)) + rng.integers(0, DAY_S, k))
+    types = np.asarray(("ad_click", "email_click", "sms_click", "push_open", "social_interaction", "session_start",
+                        "browser_app_click", "app_open"), dtype=object)[rng.integers(0, 8, k)]
+    channel = np.asarray(TOUCH_CHANNELS, dtype=object)[rng.integers(0, len(TOUCH_CHANNELS), k)]
+    person_ids = w.pids(persons)
+    return {"event_id": _ids(f"ev-{day:%Y%m%d}-t", k), "touch_at": _utc(at), "event_type": pa.array(types),
+            "channel": pa.array(channel), "person_id": pc.if_else(pa.array(rng.random(k) < 0.95), person_ids,
+                                                                  pa.nulls(k, pa.string())),
+            "is_view_through": np.zeros(k, dtype=bool)}, k
+
+
+def _signups_day(w: World, day: dt.date) -> tuple[dict[str, object], int]:
+    """The day's asset sign-ups (email_subscribe, app installs, follows, ...): 2% of persons, as the small world."""
+    rng = _day_rng(w.seed, "signups", day)
+    k = int(w.persons * SIGNUPS_PER_PERSON_DAY)
+    types = np.asarray(("email_subscribe", "app_install", "browser_app_install", "social_follow", "mail_subscribe",
+                        "sms_optin"), dtype=object)[rng.integers(0, 6, k)]
+    return {"event_id": _ids(f"ev-{day:%Y%m%d}-s", k),
+            "person_id": pc.if_else(pa.array(rng.random(k) < 0.9), w.pids(rng.integers(0, w.persons, k)),
+                                    pa.nulls(k, pa.string())),
+            "event_type": pa.array(types),
+            "occurred_at": _utc(int(_stamp(day).astype(np.int64)) + np.sort(rng.integers(0, DAY_S, k)))}, k
+
+
 def clv_predictions(w: World, first: dt.date, last: dt.date) -> tuple[pa.Table, None]:
     """Each buyer's x (repeat order days), t and T (days) and predictions, from the orders up to `last`."""
     upto = np.flatnonzero(w.o_at < w.end_of(last))
@@ -493,6 +525,9 @@ BUILDERS: dict[tuple[str, ...], Callable[[World, dt.date, dt.date], tuple[pa.Tab
                                                                "CAMPAIGN_CONTACTS_SCHEMA"),
     ("aggregates", "campaign_starts"): campaign_starts,
     ("aggregates", "ad_clicks"): _daily(_ad_clicks_day, "crm_pipeline.kpis.campaigns:AD_CLICKS_SCHEMA"),
+    ("attribution", "touches"): _daily(_touches_of_day, "crm_pipeline.attribution.journeys:TOUCHES_SCHEMA"),
+    ("aggregates", "asset_signups"): _daily(_signups_day,
+                                            "crm_pipeline.kpis.scorecard_channels:ASSET_SIGNUPS_SCHEMA"),
 }
 
 
