@@ -55,6 +55,11 @@ ASSET_SIGNUPS_SCHEMA = pa.schema([
 ])
 
 
+def _utc_numpy(timestamps: pd.Series) -> np.ndarray:
+    """Timestamps as naive UTC datetime64 (a tz-aware `to_numpy` would build one object per row)."""
+    return pd.to_datetime(timestamps, utc=True).dt.tz_convert(None).to_numpy()
+
+
 def daily_asset_signups(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.DataFrame:
     """The day's asset sign-up events (email_subscribe, app_install, browser_app_install, social_follow,
     mail_subscribe, sms_optin) with their person as of D."""
@@ -62,7 +67,7 @@ def daily_asset_signups(events: pd.DataFrame, identity_map: pd.DataFrame) -> pd.
     frame = pd.DataFrame({"event_id": signups["event_id"].to_numpy(),
                           "person_id": attach_person_id(signups, identity_map).to_numpy(),
                           "event_type": signups["event_type"].to_numpy(),
-                          "occurred_at": pd.to_datetime(signups["occurred_at"], utc=True).to_numpy()})
+                          "occurred_at": _utc_numpy(signups["occurred_at"])})
     frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True)
     return frame.sort_values(ASSET_SIGNUPS_PK, ignore_index=True)
 
@@ -92,13 +97,13 @@ def reactivation_orders(book: pd.DataFrame, ledger: pd.DataFrame, persons: np.nd
     on a day in (X-1)-364..(X-1)-90. An order fully refunded at D became so on the day of its last refund (the
     ledger of D); one whose refunds are older than the ledger was fully refunded before any X."""
     days = day_numbers(book["order_day"])
-    last_refund = ledger.groupby("order_id")["refund_day"].max()
-    refunded_from = pd.Series(day_numbers(last_refund), index=last_refund.index)
+    refunded_from = pd.Series(day_numbers(ledger["refund_day"]), index=ledger["order_id"].to_numpy())
+    refunded_from = refunded_from.groupby(level=0).max()
     full = book["fully_refunded"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     # the first day each order counts as fully refunded (a huge number: never, up to D)
     full_day = np.where(full, book["order_id"].map(refunded_from).fillna(-(2 ** 40)).to_numpy(dtype=float), np.inf)
     orders = pd.DataFrame({"order_id": book["order_id"].to_numpy(), "person_id": persons, "day": days,
-                           "ordered_at": pd.to_datetime(book["ordered_at"], utc=True).to_numpy(),
+                           "ordered_at": _utc_numpy(book["ordered_at"]),
                            "full_day": full_day}).dropna(subset=["person_id"])
     lo, hi = day_numbers(pd.Series([first, day]))
     placed = orders.loc[(orders["day"] >= lo) & (orders["day"] <= hi)]
@@ -208,7 +213,7 @@ def channel_scorecard(order_attribution: pd.DataFrame, order_book: pd.DataFrame,
     touch = touches.loc[~touches["is_view_through"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
     touch = pd.DataFrame({"person_id": remap(touch["person_id"]).to_numpy(), "channel": touch["channel"].to_numpy(),
                           "event_type": touch["event_type"].to_numpy(),
-                          "touch_at": pd.to_datetime(touch["touch_at"], utc=True).to_numpy()}
+                          "touch_at": _utc_numpy(touch["touch_at"])}
                          ).dropna(subset=["person_id"])
     touch["touch_at"] = pd.to_datetime(touch["touch_at"], utc=True)
     windowed = touch.loc[((touch["touch_at"] >= start) & (touch["touch_at"] < end)).to_numpy()]
