@@ -62,6 +62,8 @@ BOOK = stored(states.ORDER_BOOK_SCHEMA, [
     order("o4", "P4", "2026-10-20T10:00", 80.0),
     # P5: an order without touches on D itself: (unattributed); P5's first order, acquired, value 10
     order("o5", "P5", "2026-10-31T23:00", 10.0),
+    # P7: one second before the window (D-30 23:59:59): not in any window metric, so affiliate gets no row
+    order("ob", "P7", "2026-10-01T23:59:59", 500.0),
 ])[list(scorecard_channels.BOOK_COLUMNS)]
 
 LEDGER = stored(states.REFUND_LEDGER_SCHEMA, [
@@ -75,7 +77,7 @@ FIRST_ORDERS = stored(aggregates.FIRST_ORDERS_SCHEMA, [
     {"person_id": p, "first_order_id": o, "first_ordered_at": ts(at)}
     for p, o, at in [("P1", "o1", "2026-10-05T10:00"), ("P2", "o0", "2025-10-15T10:00"),
                      ("P3", "q1", "2026-06-01T10:00"), ("P4", "r1", "2026-09-15T10:00"),
-                     ("P5", "o5", "2026-10-31T23:00")]])
+                     ("P5", "o5", "2026-10-31T23:00"), ("P7", "ob", "2026-10-01T23:59:59")]])
 
 CREDITS = {  # order: (first_touch channel, linear credits)
     "o1": ("email", {"email": 0.5, "ppc": 0.5}), "o3": ("ppc", {"ppc": 1.0}),
@@ -83,6 +85,7 @@ CREDITS = {  # order: (first_touch channel, linear credits)
     "q1": ("social", {"social": 1.0}), "q2": ("ppc", {"ppc": 0.5, "social": 0.5}),
     "r1": ("ppc", {"ppc": 1.0}), "o4": ("email", {"email": 0.5, "ppc": 0.5}),
     "o5": ("(unattributed)", {"(unattributed)": 1.0}),
+    "ob": ("affiliate", {"affiliate": 1.0}),
 }
 NET = dict(zip(BOOK["order_id"], BOOK["net_revenue"], strict=True))
 
@@ -174,7 +177,7 @@ def cells(frame: pd.DataFrame) -> dict[tuple, tuple]:
 
 def test_the_total_and_the_headline_are_the_net_revenue_of_the_window():
     # o1 100 + o3 60 + o2 200 + o2b 40 + q2 50 + o4 80 + o5 10 = 540 (refunds not deducted; o0, o0r, q1, r1 are
-    # older than D-29)
+    # older than D-29, ob is one second before it)
     got = cells(scorecard())
     assert got[(N, N, N)] == (540.0, N, 540.0, "currency")
     assert got[(N, N, "attributed_revenue")] == (540.0, N, 540.0, "currency")
@@ -183,7 +186,8 @@ def test_the_total_and_the_headline_are_the_net_revenue_of_the_window():
 def test_channel_rows_per_model_are_the_credited_channels_plus_the_channels_with_spend():
     frame = scorecard()
     channels = frame.dropna(subset=["model"]).groupby("model")["channel"].agg(lambda c: sorted(set(c))).to_dict()
-    # credited under first_touch and linear: (unattributed), email, ppc, social; spend: display, email, ppc
+    # credited under first_touch and linear: (unattributed), email, ppc, social; spend: display, email, ppc.
+    # affiliate's only credit is ob's, one second before the window: no affiliate row
     assert channels["first_touch"] == ["(unattributed)", "display", "email", "ppc", "social"]
     assert channels["linear"] == ["(unattributed)", "display", "email", "ppc", "social"]
     # the six models without credits here: only the channels with media spend
