@@ -351,3 +351,23 @@ def test_asset_signups_keeps_every_signup_event_with_its_person():
     # e2 is not a sign-up; e3's identifier resolves to no person: kept with a null person
     assert records(out) == [("e1", "P1", "email_subscribe", ts("2026-10-05T10:00")),
                             ("e3", N, "sms_optin", ts("2026-10-05T12:00"))]
+
+
+def test_reactivation_needs_the_latest_order_non_refunded_the_day_before_in_its_365_to_90_day_band():
+    # every buyer orders on X = 10-20; the day before is X-1 = 10-19, whose band is 2025-10-20..07-21
+    book = stored(states.ORDER_BOOK_SCHEMA, [
+        order("a1", "A", "2026-07-21T10:00", 10.0), order("a2", "A", "2026-10-20T10:00", 10.0),  # (X-1)-90: yes
+        order("b1", "B", "2026-07-22T10:00", 10.0), order("b2", "B", "2026-10-20T10:00", 10.0),  # (X-1)-89: no
+        order("c1", "C", "2025-10-20T10:00", 10.0), order("c2", "C", "2026-10-20T10:00", 10.0),  # (X-1)-364: yes
+        order("d1", "D", "2025-10-19T10:00", 10.0), order("d2", "D", "2026-10-20T10:00", 10.0),  # (X-1)-365: no
+        # E's order of 10-19 was fully refunded on 10-19: at X-1 the latest non-refunded is 07-01: yes
+        order("e0", "E", "2026-07-01T10:00", 10.0), order("e1", "E", "2026-10-19T10:00", 10.0, refunded=10.0),
+        order("e2", "E", "2026-10-20T10:00", 10.0),
+        # F's order of 10-19 was refunded only on 10-20: at X-1 it still counts, latest 10-19: no
+        order("f0", "F", "2026-07-01T10:00", 10.0), order("f1", "F", "2026-10-19T10:00", 10.0, refunded=10.0),
+        order("f2", "F", "2026-10-20T10:00", 10.0),
+    ])
+    ledger = pd.DataFrame({"order_id": ["e1", "f1"], "refund_day": [dt.date(2026, 10, 19), dt.date(2026, 10, 20)]})
+    got = scorecard_channels.reactivation_orders(book, ledger, book["person_id"].to_numpy(), dt.date(2026, 10, 2), D)
+    # e1 and f1 (10-19, refunded later) are reactivations themselves: E and F were candidates at 10-18 (07-01)
+    assert sorted(got) == ["a2", "c2", "e1", "e2", "f1"]
