@@ -1,12 +1,12 @@
-"""channel_scorecard (kpis.md "Monetise: value and cost"): ten metrics per attribution model and channel over the
+"""channel_scorecard (docs/kpi_catalog.md "Monetise: value and cost"): ten metrics per attribution model and channel over the
 orders placed in D-29..D, and the daily aggregate `aggregates/asset_signups` its cross_promotion metric reads.
 
-Credits come from `attribution/order_attribution` (kpis.md 2.7), read for 365 days because `acquired_ltv` needs the
+Credits come from `attribution/order_attribution` (docs/outputs.md 2.7), read for 365 days because `acquired_ltv` needs the
 credits of every first order of D-364..D; the orders, their persons, days, net revenue and refunds up to D from the
 order book of D, refund days from the refund ledger of D, first orders from `aggregates/first_orders`, media spend
 from `ingest/costs`. The reach metrics read touches (`attribution/touches`, visits are its session_start touches),
 engagements (`aggregates/person_engagement`) and asset sign-ups. Persons are carried through the identity changes
-since their partition (`remap`, kpis.md 2.2).
+since their partition (`remap`, docs/outputs.md 2.2).
 """
 
 import datetime as dt
@@ -141,7 +141,7 @@ def credit_sums(order_attribution: pd.DataFrame, orders: pd.DataFrame) -> pd.Dat
 # the reach metrics (the same under every model)
 
 def top_decile(counts: pd.Series) -> pd.Index:
-    """Persons whose count is >= the 90th percentile (kpis.md 2.6) of it over the persons with a count >= 1."""
+    """Persons whose count is >= the 90th percentile (docs/outputs.md 2.6) of it over the persons with a count >= 1."""
     counts = counts.loc[counts >= 1]
     if counts.empty:
         return pd.Index([], name="person_id")
@@ -273,7 +273,7 @@ KPIS: tuple[KpiDefinition, ...] = (
                 "attributed_revenue over all channels = net revenue of the orders placed in the window.",
         window="30d (D-29..D; acquired_ltv reads first orders of D-364..D, reactivation the year before each day, "
                "cross_promotion touches from D-36)",
-        population="orders placed in D-29..D and their credits (kpis.md 2.7); spend, roas and the three reach "
+        population="orders placed in D-29..D and their credits (docs/outputs.md 2.7); spend, roas and the three reach "
                    "metrics are the same under every model",
         exclusions="view-through touches; costs other than media in spend; a media cost line without a channel is "
                    "the channel (none); sign-ups whose identifiers resolve to no person count only in the "
