@@ -42,7 +42,7 @@ from crm_pipeline.kpis.retention import KPIS as RETENTION_KPIS
 from crm_pipeline.kpis.retention import retention_state_assets
 from crm_pipeline.kpis.sales import KPIS as SALES_KPIS
 from crm_pipeline.kpis.scorecard_channels import KPIS as SCORECARD_CHANNEL_KPIS
-from crm_pipeline.kpis.scorecard_channels import asset_signups_asset
+from crm_pipeline.kpis.scorecard_channels import asset_signups_asset, first_order_credits_asset
 from crm_pipeline.kpis.service import KPIS as SERVICE_KPIS
 from crm_pipeline.kpis.states import (
     order_book_asset,
@@ -204,5 +204,5 @@ def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             customer_rfm_asset(partitions),
             email_sends_asset(partitions),
             *retention_state_assets(partitions),
-            *campaign_assets(partitions), asset_signups_asset(partitions),
+            *campaign_assets(partitions), asset_signups_asset(partitions), first_order_credits_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -1,8 +1,9 @@
-"""channel_scorecard (docs/kpi_catalog.md "Monetise: value and cost"): ten metrics per attribution model and channel over the
-orders placed in D-29..D, and the daily aggregate `aggregates/asset_signups` its cross_promotion metric reads.
+"""channel_scorecard (docs/kpi_catalog.md "Monetise: value and cost"): ten metrics per attribution model and
+channel over the orders placed in D-29..D; the daily aggregate `aggregates/asset_signups` its cross_promotion
+metric reads, and the state `aggregates/first_order_credits` its acquired_ltv reads.
 
-Credits come from `attribution/order_attribution` (docs/outputs.md 2.7), read for 365 days because `acquired_ltv` needs the
-credits of every first order of D-364..D; the orders, their persons, days, net revenue and refunds up to D from the
+Credits come from `attribution/order_attribution` (docs/outputs.md 2.7) for the window's orders, and from the state
+of first-order credits for the first orders of D-364..D (so no day reads a year of credits); the orders, their persons, days, net revenue and refunds up to D from the
 order book of D, refund days from the refund ledger of D, first orders from `aggregates/first_orders`, media spend
 from `ingest/costs`. The reach metrics read touches (`attribution/touches`, visits are its session_start touches),
 engagements (`aggregates/person_engagement`) and asset sign-ups. Persons are carried through the identity changes
@@ -16,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crm_pipeline import checks
 from crm_pipeline.attribution.models import MODELS
 from crm_pipeline.identity.graph import attach_person_id
+from crm_pipeline.ingestion.assets import PREVIOUS_DAY
 from crm_pipeline.kpis.aggregates import FIRST_ORDERS_KEY, _events_by_person_asset
 from crm_pipeline.kpis.cost import ATTRIBUTION, COST_COLUMNS, COSTS, NONE, new_customers
 from crm_pipeline.kpis.count import end_of_day
@@ -25,6 +28,8 @@ from crm_pipeline.kpis.customers import ACTIVE_DAYS, WINBACK_MIN_DAYS, order_boo
 from crm_pipeline.kpis.framework import Dimension, KpiDefinition, KpiInput, count, quotient
 from crm_pipeline.kpis.persons import PersonRemap
 from crm_pipeline.kpis.states import REFUND_LEDGER_KEY, day_numbers
+from crm_pipeline.metadata import column_schema, partition_day
+from crm_pipeline.resources import OWNERS
 from crm_pipeline.settings import Settings
 
 WINDOW_DAYS = 30
@@ -80,6 +85,75 @@ def asset_signups_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
                     "channel_scorecard's cross_promotion.",
         event_columns=["event_id", "event_type", "occurred_at"], compute=daily_asset_signups,
         summary=lambda frame: {"signups": len(frame), "persons": int(frame["person_id"].nunique())})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the credits of first orders: acquired_ltv's year of credits without reading a year of order_attribution
+
+FIRST_ORDER_CREDITS_KEY = dg.AssetKey(["aggregates", "first_order_credits"])
+FIRST_ORDER_CREDITS_PK = ["order_id", "model", "channel"]
+FIRST_ORDER_CREDITS_SCHEMA = pa.schema([
+    pa.field("order_id", pa.string(), nullable=False),
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("channel", pa.string(), nullable=False),
+    pa.field("credit", pa.float64(), nullable=False),
+    pa.field("attributed_revenue", pa.float64(), nullable=False),
+    pa.field("order_date", pa.date32(), nullable=False),
+])
+
+
+def update_first_order_credits(previous: pd.DataFrame | None, order_attribution: pd.DataFrame,
+                               first_orders: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The state of D: the rows of D-1 of orders placed in D-364..D, plus the credits (summed over campaigns)
+    of the orders of D that are a first order at D (`first_orders` of D). An order that is a person's first
+    order at D was one on its own day (a merge only ever keeps the earlier of two first orders), so the state
+    holds every first order of the year; the KPI picks the ones that are still first orders."""
+    firsts = first_orders["first_order_id"].astype("string")
+    today = order_attribution.loc[order_attribution["order_id"].astype("string").isin(firsts).to_numpy()]
+    today = (today.astype({"order_id": "string", "model": "string", "channel": "string"})
+             .groupby(FIRST_ORDER_CREDITS_PK, as_index=False)[["credit", "attributed_revenue"]].sum())
+    today["order_date"] = day
+    if previous is not None and len(previous):
+        oldest = day - dt.timedelta(days=ACQUIRED_DAYS - 1)
+        kept = previous.loc[(pd.to_datetime(previous["order_date"]).dt.date >= oldest).to_numpy()
+                            & ~previous["order_id"].astype("string").isin(today["order_id"]).to_numpy()]
+        today = pd.concat([kept[FIRST_ORDER_CREDITS_SCHEMA.names], today], ignore_index=True)
+    today["order_date"] = pd.to_datetime(today["order_date"]).dt.date
+    return today.sort_values(FIRST_ORDER_CREDITS_PK, ignore_index=True)[FIRST_ORDER_CREDITS_SCHEMA.names]
+
+
+def first_order_credits_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=FIRST_ORDER_CREDITS_KEY, partitions_def=partitions, group_name="aggregates", owners=OWNERS,
+        kinds={"python", "pandas", "parquet"},
+        description="One row per order x model x credited channel for the first orders placed in "
+                    f"D-{ACQUIRED_DAYS - 1}..D: the credit and attributed revenue (summed over campaigns) of "
+                    "`attribution/order_attribution`. A state: D = D-1 without the orders older than a year + the "
+                    "credits of the day's orders that are a first order at D. channel_scorecard's acquired_ltv reads "
+                    "it instead of a year of order_attribution.",
+        ins={"order_attribution": dg.AssetIn(key=dg.AssetKey(list(ATTRIBUTION)), metadata={
+                 "columns": ["order_id", "model", "channel", "credit", "attributed_revenue"]}),
+             "first_orders": dg.AssetIn(key=FIRST_ORDERS_KEY, metadata={"columns": ["first_order_id"]}),
+             "previous": dg.AssetIn(key=FIRST_ORDER_CREDITS_KEY, partition_mapping=PREVIOUS_DAY)},
+        metadata={"dagster/column_schema": column_schema(FIRST_ORDER_CREDITS_SCHEMA),
+                  "primary_key": FIRST_ORDER_CREDITS_PK},
+        check_specs=[
+            checks.schema_spec(FIRST_ORDER_CREDITS_KEY, partitions),
+            dg.AssetCheckSpec(checks.primary_key_check_name(FIRST_ORDER_CREDITS_PK), asset=FIRST_ORDER_CREDITS_KEY,
+                              blocking=True, partitions_def=partitions,
+                              description=checks.primary_key_description(FIRST_ORDER_CREDITS_PK))],
+    )
+    def first_order_credits(context: dg.AssetExecutionContext, order_attribution: pd.DataFrame,
+                            first_orders: pd.DataFrame, previous: pd.DataFrame | None):
+        day = partition_day(context)
+        state = update_first_order_credits(previous, order_attribution, first_orders, day)
+        today = (state["order_date"] == day).to_numpy()
+        yield from checks.written(FIRST_ORDER_CREDITS_KEY, state, FIRST_ORDER_CREDITS_SCHEMA, metadata={
+            "rows": len(state), "first_orders": int(state["order_id"].nunique()),
+            "first_orders_today": int(state.loc[today, "order_id"].nunique())})
+        yield checks.primary_key_is_unique(FIRST_ORDER_CREDITS_KEY, state, FIRST_ORDER_CREDITS_PK)
+
+    return first_order_credits
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -172,8 +246,8 @@ def cross_promotion(signups: pd.DataFrame, touches: pd.DataFrame, start: pd.Time
 # ---------------------------------------------------------------------------------------------------------------
 # the KPI
 
-def channel_scorecard(order_attribution: pd.DataFrame, order_book: pd.DataFrame, refund_ledger: pd.DataFrame,
-                      first_orders: pd.DataFrame, costs: pd.DataFrame, touches: pd.DataFrame,
+def channel_scorecard(order_attribution: pd.DataFrame, first_order_credits: pd.DataFrame, order_book: pd.DataFrame,
+                      refund_ledger: pd.DataFrame, first_orders: pd.DataFrame, costs: pd.DataFrame, touches: pd.DataFrame,
                       person_engagement: pd.DataFrame, asset_signups: pd.DataFrame, remap: PersonRemap,
                       day: dt.date, settings: Settings) -> list[dict]:
     """The orders placed in D-29..D and their credits: the ten metrics per model x channel (the channels with
@@ -202,7 +276,10 @@ def channel_scorecard(order_attribution: pd.DataFrame, order_book: pd.DataFrame,
                            "is_first": ids.isin(all_firsts).astype(float),
                            "is_reactivation": ids.isin(reactivations).astype(float),
                            "ltv": ltv.reindex(ids).to_numpy(dtype=float)})
-    sums = credit_sums(order_attribution, orders)
+    credits = order_attribution[["order_id", "model", "channel", "credit", "attributed_revenue"]]
+    older = first_order_credits.loc[~first_order_credits["order_id"].isin(credits["order_id"]).to_numpy(),
+                                    credits.columns.tolist()]
+    sums = credit_sums(pd.concat([credits, older], ignore_index=True) if len(older) else credits, orders)
 
     media = costs.loc[(costs["cost_type"] == "media").to_numpy()]
     cost_days = pd.to_datetime(media["cost_date"]).to_numpy(dtype="datetime64[D]")
@@ -281,8 +358,9 @@ KPIS: tuple[KpiDefinition, ...] = (
         unit="currency, count, ratio",
         dimensions=(Dimension("model", MODELS), Dimension("channel"), Dimension("metric", METRICS)),
         headline={"metric": "attributed_revenue"},
-        inputs=(KpiInput("order_attribution", ATTRIBUTION, window_days=ACQUIRED_DAYS,
+        inputs=(KpiInput("order_attribution", ATTRIBUTION, window_days=WINDOW_DAYS,
                          columns=("order_id", "model", "channel", "credit", "attributed_revenue")),
+                KpiInput("first_order_credits", tuple(FIRST_ORDER_CREDITS_KEY.path)),
                 order_book_input(columns=BOOK_COLUMNS),
                 KpiInput("refund_ledger", tuple(REFUND_LEDGER_KEY.path), columns=("order_id", "refund_day")),
                 KpiInput("first_orders", tuple(FIRST_ORDERS_KEY.path)),
@@ -292,15 +370,15 @@ KPIS: tuple[KpiDefinition, ...] = (
                 KpiInput("person_engagement", PERSON_ENGAGEMENT, window_days=WINDOW_DAYS,
                          columns=("person_id", "channel")),
                 KpiInput("asset_signups", tuple(ASSET_SIGNUPS_KEY.path), window_days=WINDOW_DAYS)),
-        lineage={"model": ("order_attribution.model",),
+        lineage={"model": ("order_attribution.model", "first_order_credits.model"),
                  "channel": ("order_attribution.channel", "costs.channel"),
                  "numerator": ("order_attribution.credit", "order_attribution.attributed_revenue",
-                               "order_book.net_revenue", "order_book.refunded", "order_book.order_day",
+                               "first_order_credits.credit", "order_book.net_revenue", "order_book.refunded", "order_book.order_day",
                                "order_book.fully_refunded", "refund_ledger.refund_day",
                                "first_orders.first_order_id", "costs.amount", "touches.person_id",
                                "touches.channel", "touches.touch_at", "person_engagement.person_id",
                                "asset_signups.occurred_at"),
-                 "denominator": ("order_attribution.credit", "costs.amount", "person_engagement.channel",
+                 "denominator": ("order_attribution.credit", "first_order_credits.credit", "costs.amount", "person_engagement.channel",
                                  "touches.event_type", "asset_signups.event_id")},
         unbounded_metrics=("roas",),
         compute=channel_scorecard, window_days=ACQUIRED_DAYS + WINDOW_DAYS,  # a win-back looks back a year

@@ -100,8 +100,13 @@ def attribution_rows() -> list[dict]:
     return rows
 
 
-ATTRIBUTION = stored(ORDER_ATTRIBUTION_SCHEMA, attribution_rows(), window=True)[
+ALL_CREDITS = stored(ORDER_ATTRIBUTION_SCHEMA, attribution_rows(), window=True)[
     ["order_id", "model", "channel", "credit", "attributed_revenue", "date"]]
+# the KPI reads order_attribution for the window's orders (placed 2026-10-02..D) and the credits of older first
+# orders from the first_order_credits state
+IN_WINDOW = BOOK.loc[(BOOK["ordered_at"] >= ts("2026-10-02T00:00")).to_numpy(), "order_id"]
+ATTRIBUTION = ALL_CREDITS.loc[ALL_CREDITS["order_id"].isin(IN_WINDOW).to_numpy()].reset_index(drop=True)
+FIRST_CREDITS = scorecard_channels.update_first_order_credits(None, ALL_CREDITS, FIRST_ORDERS, D)
 
 
 def cost(day: str, cost_type: str, objective: str, channel: str | None, amount: float) -> dict:
@@ -160,7 +165,7 @@ SIGNUPS = stored(scorecard_channels.ASSET_SIGNUPS_SCHEMA, [
 
 
 def scorecard(remap: PersonRemap = NO_CHANGES, **changes: pd.DataFrame) -> pd.DataFrame:
-    inputs = {"order_attribution": ATTRIBUTION, "order_book": BOOK, "refund_ledger": LEDGER,
+    inputs = {"order_attribution": ATTRIBUTION, "first_order_credits": FIRST_CREDITS, "order_book": BOOK, "refund_ledger": LEDGER,
               "first_orders": FIRST_ORDERS, "costs": COSTS, "touches": TOUCHES, "person_engagement": ENGAGEMENT,
               "asset_signups": SIGNUPS, **changes}
     frame = finalise(KPI, KPI.compute(**inputs, remap=remap, day=D, settings=SETTINGS))
@@ -326,7 +331,8 @@ def test_a_later_merge_joins_touches_and_engagements_of_two_ids():
 def test_a_day_without_orders_keeps_the_spend_channels():
     # no order, touch, engagement or sign-up: the headline is 0, each model lists the spend channels with zero
     # credits, 0 / 0 acquired_ltv and reach, roas 0 / spend
-    empty = {"order_attribution": ATTRIBUTION.iloc[0:0], "order_book": BOOK.iloc[0:0], "refund_ledger": LEDGER.iloc[0:0],
+    empty = {"order_attribution": ATTRIBUTION.iloc[0:0], "first_order_credits": FIRST_CREDITS.iloc[0:0],
+             "order_book": BOOK.iloc[0:0], "refund_ledger": LEDGER.iloc[0:0],
              "first_orders": FIRST_ORDERS.iloc[0:0], "touches": TOUCHES.iloc[0:0],
              "person_engagement": ENGAGEMENT.iloc[0:0], "asset_signups": SIGNUPS.iloc[0:0]}
     got = cells(scorecard(**empty))
@@ -371,3 +377,33 @@ def test_reactivation_needs_the_latest_order_non_refunded_the_day_before_in_its_
     got = scorecard_channels.reactivation_orders(book, ledger, book["person_id"].to_numpy(), dt.date(2026, 10, 2), D)
     # e1 and f1 (10-19, refunded later) are reactivations themselves: E and F were candidates at 10-18 (07-01)
     assert sorted(got) == ["a2", "c2", "e1", "e2", "f1"]
+
+
+def test_the_first_order_credits_state_keeps_a_year_of_first_orders():
+    # day D: of the credited orders, the first orders o1, q1, r1, o5, ob (FIRST_ORDERS; o0 has no credits) are
+    # kept, summed over campaigns; the other orders (o3, o2, ...) are not first orders
+    state = scorecard_channels.update_first_order_credits(None, ALL_CREDITS, FIRST_ORDERS, D)
+    assert sorted(state["order_id"].unique()) == ["o1", "o5", "ob", "q1", "r1"]
+    assert set(state.loc[state["order_id"] == "o1", "channel"]) == {"email", "ppc"}
+    assert (state["order_date"] == D).all()
+    # two campaigns of one channel are one row
+    twice = pd.concat([ALL_CREDITS.loc[ALL_CREDITS["order_id"] == "o1"]] * 2, ignore_index=True)
+    summed = scorecard_channels.update_first_order_credits(None, twice, FIRST_ORDERS, D)
+    assert records(summed.loc[summed["model"] == "first_touch", ["order_id", "channel", "credit"]]) == [
+        ("o1", "email", 2.0)]
+    # 364 days later the rows of D are still there; 365 days later they are gone; a re-run of a day replaces its
+    # own rows (previous = the state of the day before, which never holds them) without duplicates
+    later = D + dt.timedelta(days=364)
+    none_today = ALL_CREDITS.iloc[0:0]
+    kept = scorecard_channels.update_first_order_credits(state, none_today, FIRST_ORDERS, later)
+    assert len(kept) == len(state)
+    gone = scorecard_channels.update_first_order_credits(state, none_today, FIRST_ORDERS, later + dt.timedelta(days=1))
+    assert gone.empty
+    again = scorecard_channels.update_first_order_credits(state, ALL_CREDITS, FIRST_ORDERS, D)
+    assert again.equals(state)
+
+
+def test_the_state_gives_the_same_scorecard_as_a_year_of_credits():
+    # reading every credit directly (no state) and reading the window's credits + the state agree cell for cell
+    direct = cells(scorecard(order_attribution=ALL_CREDITS, first_order_credits=FIRST_CREDITS.iloc[0:0]))
+    assert cells(scorecard()) == direct

@@ -78,6 +78,7 @@ SCHEMAS = {
     lifetime.COHORT_RETENTION: next(k for k in lifetime.KPIS if k.name == "cohort_retention").schema,
     ("attribution", "touches"): TOUCHES_SCHEMA,
     ("aggregates", "asset_signups"): scorecard_channels.ASSET_SIGNUPS_SCHEMA,
+    ("aggregates", "first_order_credits"): scorecard_channels.FIRST_ORDER_CREDITS_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -304,6 +305,9 @@ BUILDERS = {
                   ["person_id"]),
     "asset_signups": (lambda: scorecard_channels.daily_asset_signups(EVENTS, IDENTITY_MAP),
                       scorecard_channels.ASSET_SIGNUPS_SCHEMA, scorecard_channels.ASSET_SIGNUPS_PK),
+    "first_order_credits": (lambda: scorecard_channels.update_first_order_credits(
+        None, stored(ORDER_ATTRIBUTION_SCHEMA), stored(aggregates.FIRST_ORDERS_SCHEMA), D),
+        scorecard_channels.FIRST_ORDER_CREDITS_SCHEMA, scorecard_channels.FIRST_ORDER_CREDITS_PK),
 }
 
 
