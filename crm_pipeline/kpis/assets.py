@@ -41,6 +41,8 @@ from crm_pipeline.kpis.relate import KPIS as RELATE_KPIS
 from crm_pipeline.kpis.retention import KPIS as RETENTION_KPIS
 from crm_pipeline.kpis.retention import retention_state_assets
 from crm_pipeline.kpis.sales import KPIS as SALES_KPIS
+from crm_pipeline.kpis.scorecard_channels import KPIS as SCORECARD_CHANNEL_KPIS
+from crm_pipeline.kpis.scorecard_channels import asset_signups_asset, first_order_credits_asset
 from crm_pipeline.kpis.service import KPIS as SERVICE_KPIS
 from crm_pipeline.kpis.states import (
     order_book_asset,
@@ -57,7 +59,7 @@ GROUP = "kpis"
 KINDS = {"python", "pandas", "parquet"}
 ALL_KPIS: tuple[KpiDefinition, ...] = (*COUNT_KPIS, *RELATE_KPIS, *AUDIENCE_KPIS, *JOURNEY_KPIS, *SALES_KPIS,
                                       *SERVICE_KPIS, *CLV_KPIS, *LOYALTY_KPIS, *VALUE_KPIS, *RETENTION_KPIS,
-                                      *COST_KPIS, *LIFETIME_KPIS)
+                                      *COST_KPIS, *LIFETIME_KPIS, *SCORECARD_CHANNEL_KPIS)
 IDENTITY_MERGES_KEY = dg.AssetKey(list(IDENTITY_MERGES_PATH))
 SCORECARD_KEY = dg.AssetKey(["kpi_scorecard"])
 SCORECARD_SCHEMA = pa.schema([pa.field("kpi", pa.string(), nullable=False), pa.field("value", pa.float64()),
@@ -202,5 +204,5 @@ def build_kpi_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             customer_rfm_asset(partitions),
             email_sends_asset(partitions),
             *retention_state_assets(partitions),
-            *campaign_assets(partitions),
+            *campaign_assets(partitions), asset_signups_asset(partitions), first_order_credits_asset(partitions),
             *(kpi_asset(kpi, partitions) for kpi in ALL_KPIS), scorecard_asset(partitions)]

@@ -13,7 +13,7 @@ import pytest
 
 from crm_pipeline import checks
 from crm_pipeline.attribution.credits import ORDER_ATTRIBUTION_SCHEMA
-from crm_pipeline.attribution.journeys import JOURNEY_TOUCHES_SCHEMA, JOURNEYS_SCHEMA
+from crm_pipeline.attribution.journeys import JOURNEY_TOUCHES_SCHEMA, JOURNEYS_SCHEMA, TOUCHES_SCHEMA
 from crm_pipeline.identity.graph import IDENTITY_MAP_SCHEMA, IDENTITY_MERGES_SCHEMA
 from crm_pipeline.ingestion.contract import CLEAN_SCHEMAS
 from crm_pipeline.ingestion.crm import CRM_SCHEMAS
@@ -26,6 +26,7 @@ from crm_pipeline.kpis import (
     lifetime,
     loyalty,
     retention,
+    scorecard_channels,
     states,
     value,
 )
@@ -75,6 +76,9 @@ SCHEMAS = {
     ("aggregates", "campaign_starts"): campaigns.CAMPAIGN_STARTS_SCHEMA,
     ("aggregates", "ad_clicks"): campaigns.AD_CLICKS_SCHEMA,
     lifetime.COHORT_RETENTION: next(k for k in lifetime.KPIS if k.name == "cohort_retention").schema,
+    ("attribution", "touches"): TOUCHES_SCHEMA,
+    ("aggregates", "asset_signups"): scorecard_channels.ASSET_SIGNUPS_SCHEMA,
+    ("aggregates", "first_order_credits"): scorecard_channels.FIRST_ORDER_CREDITS_SCHEMA,
 }
 
 ASSETS_SORTED = ("app_active_30d", "app_installs", "browser_app_active_30d", "browser_app_installs",
@@ -193,6 +197,8 @@ EXPECTED: dict[str, list[tuple]] = {
             ("orders_per_customer", 0.0, 0.0, N, "count")],
     # no order ever: no cohort; the headline cohort is empty: retention 0 / 0
     "cohort_retention": [(N, N, N, N, 0.0, 0.0, N, "ratio")],
+    # no order and no media spend: no channel row; the headline is 0 net revenue (count form)
+    "channel_scorecard": [(N, N, N, 0.0, N, 0.0, "currency"), (N, N, "attributed_revenue", 0.0, N, 0.0, "currency")],
 }
 
 
@@ -297,6 +303,11 @@ BUILDERS = {
         None, stored(campaigns.CAMPAIGN_CONTACTS_SCHEMA)), campaigns.CAMPAIGN_STARTS_SCHEMA, ["campaign_id"]),
     "ad_clicks": (lambda: campaigns.daily_ad_clicks(EVENTS, IDENTITY_MAP), campaigns.AD_CLICKS_SCHEMA,
                   ["person_id"]),
+    "asset_signups": (lambda: scorecard_channels.daily_asset_signups(EVENTS, IDENTITY_MAP),
+                      scorecard_channels.ASSET_SIGNUPS_SCHEMA, scorecard_channels.ASSET_SIGNUPS_PK),
+    "first_order_credits": (lambda: scorecard_channels.update_first_order_credits(
+        None, stored(ORDER_ATTRIBUTION_SCHEMA), stored(aggregates.FIRST_ORDERS_SCHEMA), D),
+        scorecard_channels.FIRST_ORDER_CREDITS_SCHEMA, scorecard_channels.FIRST_ORDER_CREDITS_PK),
 }
 
 
