@@ -351,19 +351,40 @@ def _touches_day(w: World, day: dt.date) -> tuple[dict[str, object], int]:
             "event_id": _ids(f"ev-{day:%Y%m%d}-", len(order))}, len(order)
 
 
+def _credits(w: World, rows: np.ndarray) -> tuple[dict[str, object], int]:
+    """Each model's credits of the orders `rows`: one or two channels (credit 1/2 each), fixed per order, so that
+    order_attribution and the first-order credits state agree."""
+    per_model = 1 + rows % 2
+    each = per_model * len(MODELS)
+    order = np.repeat(rows, each)
+    position = np.arange(len(order)) - np.repeat(np.cumsum(each) - each, each)
+    split = np.repeat(per_model, each)
+    credit = 1.0 / split
+    channel = np.asarray(TOUCH_CHANNELS, dtype=object)[(order * 5 + position % split) % len(TOUCH_CHANNELS)]
+    return {"order_id": w.order_ids.take(pa.array(order, pa.int64())),
+            "model": pa.array(np.asarray(MODELS, dtype=object)[position // split]), "channel": pa.array(channel),
+            "credit": credit, "attributed_revenue": np.round(w.o_net[order] * credit, 2)}, len(order)
+
+
 def _attribution_day(w: World, day: dt.date) -> tuple[dict[str, object], int]:
     rows = _orders_of(w, day)
-    rows = rows[_touch_counts(w, rows) > 0]
-    rng = _day_rng(w.seed, "attribution", day)
-    per_model = rng.integers(1, 3, len(rows))  # channels credited per model
-    order = np.repeat(np.repeat(rows, per_model), len(MODELS))
-    k = len(order)
-    split = np.repeat(np.repeat(per_model, per_model), len(MODELS))
-    model = np.tile(np.asarray(MODELS, dtype=object), k // len(MODELS))
-    credit = 1.0 / split
-    return {"order_id": w.order_ids.take(pa.array(order, pa.int64())), "model": pa.array(model),
-            "channel": pa.array(np.asarray(TOUCH_CHANNELS, dtype=object)[rng.integers(0, len(TOUCH_CHANNELS), k)]),
-            "credit": credit, "attributed_revenue": np.round(w.o_net[order] * credit, 2)}, k
+    return _credits(w, rows[_touch_counts(w, rows) > 0])
+
+
+def first_order_credits(w: World, first: dt.date, last: dt.date) -> tuple[pa.Table, None]:
+    """The credits of the first orders (up to the end of `last`) placed in last-364..last, with their day."""
+    upto = np.flatnonzero(w.o_at < w.end_of(last))
+    firsts = np.zeros(len(w.o_at), dtype=bool)
+    firsts[upto[np.unique(w.o_person[upto], return_index=True)[1]]] = True
+    rows = []
+    for day in pd.date_range(max(last - dt.timedelta(days=364), w.first_day), last).date:
+        today = _orders_of(w, day)
+        rows.append(today[(_touch_counts(w, today) > 0) & firsts[today]])
+    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    columns, n = _credits(w, rows)
+    order = np.repeat(rows, (1 + rows % 2) * len(MODELS))
+    return _table(_schema("crm_pipeline.kpis.scorecard_channels:FIRST_ORDER_CREDITS_SCHEMA"),
+                  {**columns, "order_date": _days(w.o_at[order])}, n), None
 
 
 def _costs_day(w: World, day: dt.date) -> tuple[dict[str, object], int]:
@@ -526,6 +547,7 @@ BUILDERS: dict[tuple[str, ...], Callable[[World, dt.date, dt.date], tuple[pa.Tab
     ("aggregates", "campaign_starts"): campaign_starts,
     ("aggregates", "ad_clicks"): _daily(_ad_clicks_day, "crm_pipeline.kpis.campaigns:AD_CLICKS_SCHEMA"),
     ("attribution", "touches"): _daily(_touches_of_day, "crm_pipeline.attribution.journeys:TOUCHES_SCHEMA"),
+    ("aggregates", "first_order_credits"): first_order_credits,
     ("aggregates", "asset_signups"): _daily(_signups_day,
                                             "crm_pipeline.kpis.scorecard_channels:ASSET_SIGNUPS_SCHEMA"),
 }
