@@ -16,6 +16,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_pipeline import checks
 from crm_pipeline.attribution.models import MODELS
@@ -246,6 +247,14 @@ def cross_promotion(signups: pd.DataFrame, touches: pd.DataFrame, start: pd.Time
 # ---------------------------------------------------------------------------------------------------------------
 # the KPI
 
+def _isin(values: object, pool: object) -> np.ndarray:
+    """`values` (string ids) found in `pool`, in Arrow: pandas' isin on Arrow strings converts the pool value by
+    value (seconds for a million credits)."""
+    wanted = pa.array(np.asarray(pool, dtype=object), pa.string()).unique()
+    return pc.is_in(pa.array(np.asarray(values, dtype=object), pa.string()), value_set=wanted).to_numpy(
+        zero_copy_only=False)
+
+
 def channel_scorecard(order_attribution: pd.DataFrame, first_order_credits: pd.DataFrame, order_book: pd.DataFrame,
                       refund_ledger: pd.DataFrame, first_orders: pd.DataFrame, costs: pd.DataFrame, touches: pd.DataFrame,
                       person_engagement: pd.DataFrame, asset_signups: pd.DataFrame, remap: PersonRemap,
@@ -272,12 +281,12 @@ def channel_scorecard(order_attribution: pd.DataFrame, first_order_credits: pd.D
 
     ids = pd.Index(order_book["order_id"].to_numpy()[in_window]).union(pd.Index(ltv.index))
     orders = pd.DataFrame({"order_id": ids,
-                           "in_window": ids.isin(order_book["order_id"].to_numpy()[in_window]).astype(float),
-                           "is_first": ids.isin(all_firsts).astype(float),
-                           "is_reactivation": ids.isin(reactivations).astype(float),
+                           "in_window": _isin(ids, order_book["order_id"].to_numpy()[in_window]).astype(float),
+                           "is_first": _isin(ids, all_firsts).astype(float),
+                           "is_reactivation": _isin(ids, reactivations).astype(float),
                            "ltv": ltv.reindex(ids).to_numpy(dtype=float)})
     credits = order_attribution[["order_id", "model", "channel", "credit", "attributed_revenue"]]
-    older = first_order_credits.loc[~first_order_credits["order_id"].isin(credits["order_id"]).to_numpy(),
+    older = first_order_credits.loc[~_isin(first_order_credits["order_id"], credits["order_id"]),
                                     credits.columns.tolist()]
     sums = credit_sums(pd.concat([credits, older], ignore_index=True) if len(older) else credits, orders)
 
