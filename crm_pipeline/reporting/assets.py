@@ -22,13 +22,13 @@ from crm_pipeline.storage import fs
 
 REPORT_KEY = dg.AssetKey(["report"])
 GROUP = "reporting"
-PAGE_NAME = "dashboard.html"
+PAGE_FOLDER = "dashboards"  # beside the datasets, never inside one: `read_parquet("<warehouse>/report")` works
 SCORECARD_WINDOW = KpiInput("kpi_scorecard", tuple(SCORECARD_KEY.path), window_days=SPARKLINE_DAYS)
 
 
 def page_url(settings: Settings, day: str) -> str:
-    """`<warehouse>/report/date=D/dashboard.html` (a local path or an s3:// URL)."""
-    return fs.join(settings.warehouse_root, *REPORT_KEY.path, f"date={day}", PAGE_NAME)
+    """`<warehouse>/dashboards/YYYY-MM-DD.html` (a local path or an s3:// URL)."""
+    return fs.join(settings.warehouse_root, PAGE_FOLDER, f"{day}.html")
 
 
 def newest_partitions(settings: Settings, keys: list[dg.AssetKey]) -> pd.DataFrame:
@@ -78,7 +78,7 @@ def report_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
         key=REPORT_KEY, partitions_def=partitions, group_name=GROUP, owners=OWNERS,
         kinds={"python", "plotly", "html"}, ins=ins,
         description="One row per dashboard section for day D (section, title, rows drawn, has_data). The "
-                    f"dashboard itself is one self-contained HTML page beside it, report/date=D/{PAGE_NAME} "
+                    f"dashboard itself is one self-contained HTML page, {PAGE_FOLDER}/YYYY-MM-DD.html "
                     "(plotly.js embedded, opens offline): the scorecard of every KPI headline with "
                     f"{SPARKLINE_DAYS}-day sparklines, the device x hour heat map, registrant, customer and "
                     "cohort retention, attributed revenue by model and channel, the sales funnel from lead to "

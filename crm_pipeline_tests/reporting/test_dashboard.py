@@ -286,17 +286,17 @@ def _settings(root: str, **options) -> Settings:
 def test_the_page_is_written_atomically_and_replaced(tmp_path):
     settings = _settings(str(tmp_path / "warehouse"))
     url, text = write_page(settings, DAY, "<p>first</p>")
-    assert url == str(tmp_path / "warehouse" / "report" / f"date={DAY}" / "dashboard.html")
+    assert url == str(tmp_path / "warehouse" / "dashboards" / f"{DAY}.html")
     assert text == "<p>first</p>"
     _, text = write_page(settings, DAY, "<p>second ü</p>")
     assert text == "<p>second ü</p>"
-    assert sorted(p.name for p in (tmp_path / "warehouse" / "report" / f"date={DAY}").iterdir()) == [
-        "dashboard.html"]  # no temporary file left
+    assert sorted(p.name for p in (tmp_path / "warehouse" / "dashboards").iterdir()) == [
+        f"{DAY}.html"]  # no temporary file left
 
 
 @pytest.mark.s3
 def test_the_page_is_written_to_s3(s3_server: S3Server):
     settings = _settings(s3_server.url("report-test"), storage_options=s3_server.storage_options)
     url, text = write_page(settings, DAY, "<p>on s3</p>")
-    assert url == page_url(settings, DAY) == s3_server.url("report-test", "report", f"date={DAY}", "dashboard.html")
+    assert url == page_url(settings, DAY) == s3_server.url("report-test", "dashboards", f"{DAY}.html")
     assert text == "<p>on s3</p>"

@@ -37,7 +37,8 @@ def test_the_page_is_written_beside_its_section_table_and_its_checks_pass(run):
     settings, instance = run
     for day in DAYS:
         folder = os.path.join(settings.warehouse_root, "report", f"date={day}")
-        assert sorted(os.listdir(folder)) == ["dashboard.html", "part.parquet"]  # no temporary file left
+        assert sorted(os.listdir(folder)) == ["part.parquet"]  # the page is not inside the dataset
+        page = os.path.join(settings.warehouse_root, "dashboards", f"{day}.html")
         sections = part(settings, "report", day=day)
         assert sections["section"].tolist() == [name for name, _ in SECTIONS]
         # every day has a scorecard (every KPI), the day's checks and ingestion counts, and freshness rows
@@ -47,7 +48,7 @@ def test_the_page_is_written_beside_its_section_table_and_its_checks_pass(run):
             dg.AssetRecordsFilter(asset_key=REPORT_KEY, asset_partitions=[day.isoformat()]), limit=1).records[0]
         metadata = record.asset_materialization.metadata
         assert metadata["dashboard"].value == page_url(settings, day.isoformat())
-        assert metadata["dashboard_bytes"].value == os.path.getsize(os.path.join(folder, "dashboard.html"))
+        assert metadata["dashboard_bytes"].value == os.path.getsize(page)
         outcomes = {e.check_name: e.passed for e in (
             event.dagster_event.event_specific_data
             for event in instance.all_logs(record.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION))
